@@ -1,0 +1,189 @@
+import type { Static } from "@sinclair/typebox";
+import { errors } from "../../core/errors.js";
+import { newId } from "../../core/ids.js";
+import type { PigeonEngine } from "../../engine.js";
+import type { Application } from "../../store/types.js";
+import { requireApp, requireEndpoint } from "../lookups.js";
+import { boolQuery, dateQuery, intQuery, listQuery, pageQuery } from "../query.js";
+import type { RouteSpec } from "../router.js";
+import { ListResponse, MessageAttemptOut, MessageIn, MessageOut } from "../schemas.js";
+import { attemptOut, messageOut, messageOutJson, pageOut } from "../serializers.js";
+import { createApplication } from "./applications.js";
+
+type MsgIn = Static<typeof MessageIn>;
+
+/** Svix lets a message create its application on the fly when `application` is given. */
+async function appForMessage(engine: PigeonEngine, appId: string, input: MsgIn): Promise<Application> {
+  const app = await engine.store.getApplication(appId);
+  if (app) return app;
+  if (!input.application) throw errors.notFound("Application", appId);
+  return createApplication(engine, { ...input.application, uid: input.application.uid ?? appId });
+}
+
+export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
+  const tag = "Message";
+  return [
+    {
+      method: "POST",
+      path: "/api/v1/app/{app_id}/msg",
+      operationId: "v1.message.create",
+      summary: "Send a message to every subscribed endpoint (durable once this answers 202)",
+      tag,
+      body: MessageIn,
+      response: { status: 202, schema: MessageOut },
+      handler: async ({ params, body, query }) => {
+        const input = body as MsgIn;
+        const payloadBytes = Buffer.byteLength(JSON.stringify(input.payload));
+        if (payloadBytes > engine.config.maxPayloadBytes) throw errors.payloadTooLarge(engine.config.maxPayloadBytes);
+        const app = await appForMessage(engine, params.app_id!, input);
+        const message = await engine.publisher.publish(app, input);
+        return { status: 202, body: JSON.parse(messageOutJson(message, boolQuery(query, "with_content", true))) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/v1/app/{app_id}/msg",
+      operationId: "v1.message.list",
+      summary: "List messages, newest first",
+      tag,
+      response: { status: 200, schema: ListResponse(MessageOut) },
+      handler: async ({ params, query }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const page = await engine.store.listMessages(app.id, {
+          ...pageQuery(query),
+          eventTypes: listQuery(query, "event_types"),
+          channel: query.get("channel") ?? undefined,
+          before: dateQuery(query, "before"),
+          after: dateQuery(query, "after"),
+        });
+        const withContent = boolQuery(query, "with_content", true);
+        return { status: 200, body: pageOut(page, (m) => messageOut(m, withContent)) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/v1/app/{app_id}/msg/{msg_id}",
+      operationId: "v1.message.get",
+      summary: "Get a message by id or eventId",
+      tag,
+      response: { status: 200, schema: MessageOut },
+      handler: async ({ params, query }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const message = await engine.store.getMessage(app.id, params.msg_id!);
+        if (!message) throw errors.notFound("Message", params.msg_id!);
+        return { status: 200, body: messageOut(message, boolQuery(query, "with_content", true)) };
+      },
+    },
+    {
+      method: "POST",
+      path: "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+      operationId: "v1.message-attempt.resend",
+      summary: "Send a message to an endpoint again",
+      tag: "Message Attempt",
+      response: { status: 202 },
+      handler: async ({ params }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const message = await engine.store.getMessage(app.id, params.msg_id!);
+        if (!message) throw errors.notFound("Message", params.msg_id!);
+        const endpoint = await requireEndpoint(engine, app, params.endpoint_id!);
+        if (endpoint.disabled) throw errors.conflict("The endpoint is disabled; enable it before resending.", "endpoint_disabled");
+        const now = engine.clock.now();
+        const existing = await engine.store.getDelivery(message.id, endpoint.id);
+        await engine.store.requeueDelivery(
+          existing ?? {
+            id: newId("dlv", now),
+            msgId: message.id,
+            endpointId: endpoint.id,
+            appId: app.id,
+            status: "pending",
+            attempts: 0,
+            nextAttemptAt: now,
+            manual: true,
+            lastError: null,
+            createdAt: now,
+            updatedAt: now,
+          },
+          now,
+        );
+        engine.dispatcher.wake();
+        return { status: 202 };
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+      operationId: "v1.message-attempt.list-by-msg",
+      summary: "List a message's attempts, newest first",
+      tag: "Message Attempt",
+      response: { status: 200, schema: ListResponse(MessageAttemptOut) },
+      handler: async ({ params, query }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const message = await engine.store.getMessage(app.id, params.msg_id!);
+        if (!message) throw errors.notFound("Message", params.msg_id!);
+        const endpointId = query.get("endpoint_id") ?? undefined;
+        const page = await engine.store.listAttemptsByMessage(app.id, message.id, {
+          ...pageQuery(query),
+          status: intQuery(query, "status", 0, 3),
+          endpointId: endpointId ? (await requireEndpoint(engine, app, endpointId)).id : undefined,
+          before: dateQuery(query, "before"),
+          after: dateQuery(query, "after"),
+        });
+        return { status: 200, body: pageOut(page, attemptOut) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+      operationId: "v1.message-attempt.list-by-endpoint",
+      summary: "List an endpoint's attempts, newest first",
+      tag: "Message Attempt",
+      response: { status: 200, schema: ListResponse(MessageAttemptOut) },
+      handler: async ({ params, query }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const endpoint = await requireEndpoint(engine, app, params.endpoint_id!);
+        const page = await engine.store.listAttemptsByEndpoint(app.id, endpoint.id, {
+          ...pageQuery(query),
+          status: intQuery(query, "status", 0, 3),
+          before: dateQuery(query, "before"),
+          after: dateQuery(query, "after"),
+        });
+        return { status: 200, body: pageOut(page, attemptOut) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+      operationId: "v1.message-attempt.get",
+      summary: "Get one attempt",
+      tag: "Message Attempt",
+      response: { status: 200, schema: MessageAttemptOut },
+      handler: async ({ params }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const message = await engine.store.getMessage(app.id, params.msg_id!);
+        if (!message) throw errors.notFound("Message", params.msg_id!);
+        const attempt = await engine.store.getAttempt(message.id, params.attempt_id!);
+        if (!attempt) throw errors.notFound("Attempt", params.attempt_id!);
+        return { status: 200, body: attemptOut(attempt) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
+      operationId: "v1.message-attempt.list-attempted-messages",
+      summary: "List the messages sent to an endpoint",
+      tag: "Message Attempt",
+      response: { status: 200, schema: ListResponse(MessageOut) },
+      handler: async ({ params, query }) => {
+        const app = await requireApp(engine, params.app_id!);
+        const endpoint = await requireEndpoint(engine, app, params.endpoint_id!);
+        const page = await engine.store.listMessagesForEndpoint(app.id, endpoint.id, {
+          ...pageQuery(query),
+          channel: query.get("channel") ?? undefined,
+          before: dateQuery(query, "before"),
+          after: dateQuery(query, "after"),
+        });
+        return { status: 200, body: pageOut(page, (m) => messageOut(m)) };
+      },
+    },
+  ];
+}

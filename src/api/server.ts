@@ -1,0 +1,121 @@
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { errors, PigeonError } from "../core/errors.js";
+import { validateBody } from "../core/json-schema.js";
+import type { PigeonEngine } from "../engine.js";
+import { parseJsonBody, readBody, sendEmpty, sendJson, sendRawJson } from "./http.js";
+import { buildOpenApi } from "./openapi.js";
+import { type CompiledRoute, type RequestContext, Router } from "./router.js";
+import { applicationRoutes } from "./routes/applications.js";
+import { endpointRoutes } from "./routes/endpoints.js";
+import { eventTypeRoutes } from "./routes/event-types.js";
+import { healthRoutes } from "./routes/health.js";
+import { messageRoutes } from "./routes/messages.js";
+
+export const PIGEON_VERSION = "0.1.0";
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** Room for the JSON envelope around a payload of the maximum size. */
+const ENVELOPE_BYTES = 64 * 1024;
+
+export interface ApiOptions {
+  authToken: string;
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  if (!header?.startsWith("Bearer ")) return false;
+  const given = Buffer.from(header.slice(7).trim());
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+/** The whole HTTP API as one request listener, so it can be mounted in any node:http server. */
+export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
+  const router = new Router();
+  router.add(
+    ...healthRoutes(engine),
+    ...applicationRoutes(engine),
+    ...eventTypeRoutes(engine),
+    ...endpointRoutes(engine),
+    ...messageRoutes(engine),
+  );
+  const openApiText = JSON.stringify(buildOpenApi(router.all, PIGEON_VERSION));
+  router.add({
+    method: "GET",
+    path: "/api/v1/openapi.json",
+    operationId: "v1.openapi",
+    summary: "This document",
+    tag: "Health",
+    auth: false,
+    handler: ({ res }) => {
+      sendRawJson(res, 200, openApiText);
+      return undefined;
+    },
+  });
+  const bodyLimit = engine.config.maxPayloadBytes + ENVELOPE_BYTES;
+
+  async function run(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://pigeon.invalid");
+    const match = router.match(req.method ?? "GET", url.pathname);
+    if (match.kind === "not_found") throw new PigeonError(404, "not_found", `No route for ${url.pathname}.`);
+    if (match.kind === "method_not_allowed") throw errors.methodNotAllowed(req.method ?? "");
+    const route: CompiledRoute = match.route;
+    if (route.auth !== false && !tokenMatches(req.headers.authorization, options.authToken)) throw errors.unauthorized();
+
+    const idempotencyKey = req.method === "POST" ? req.headers["idempotency-key"] : undefined;
+    const scope = `${url.pathname}`;
+    if (typeof idempotencyKey === "string" && idempotencyKey.length > 0) {
+      const stored = await engine.store.getIdempotentResponse(scope, idempotencyKey, engine.clock.now() - IDEMPOTENCY_WINDOW_MS);
+      if (stored) {
+        req.resume();
+        if (stored.body === "") sendEmpty(res, stored.status);
+        else sendRawJson(res, stored.status, stored.body);
+        return;
+      }
+    }
+
+    let rawBody: Buffer = Buffer.alloc(0);
+    let body: unknown;
+    if (route.body) {
+      const type = req.headers["content-type"] ?? "application/json";
+      rawBody = await readBody(req, bodyLimit);
+      if (rawBody.length > 0 && !/json/i.test(type)) {
+        throw errors.unsupportedMediaType(`Send JSON with 'Content-Type: application/json' (got '${type}').`);
+      }
+      body = validateBody(route.body, parseJsonBody(rawBody));
+    } else {
+      req.resume();
+    }
+    const ctx: RequestContext = { req, res, params: match.params, query: url.searchParams, body, rawBody };
+    const result = await route.handler(ctx);
+    if (!result) return;
+    const text = result.body === undefined ? "" : JSON.stringify(result.body);
+    if (typeof idempotencyKey === "string" && idempotencyKey.length > 0 && result.status < 300) {
+      await engine.store.putIdempotentResponse(scope, idempotencyKey, { status: result.status, body: text }, engine.clock.now());
+    }
+    if (text === "") sendEmpty(res, result.status);
+    else sendRawJson(res, result.status, text);
+  }
+
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    run(req, res).catch((error: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (error instanceof PigeonError) {
+        sendJson(res, error.status, error.toBody());
+      } else {
+        console.error("pigeon: unexpected error serving", req.method, req.url, error);
+        sendJson(res, 500, { code: "internal_error", detail: "Internal error; the server log has the details." });
+      }
+      // A refused upload may still be arriving; drain it so the connection can answer.
+      req.resume();
+    });
+  };
+}
+
+export function createApiServer(engine: PigeonEngine, options: ApiOptions): Server {
+  const server = createServer(createApiHandler(engine, options));
+  server.keepAliveTimeout = 65_000;
+  return server;
+}

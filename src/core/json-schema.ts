@@ -1,0 +1,68 @@
+import type { TSchema } from "@sinclair/typebox";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import { errors, type ValidationIssue } from "./errors.js";
+
+// ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
+const addFormats = (addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule;
+
+/** One Ajv for the API's own schemas: the same TypeBox schemas the OpenAPI document is built from. */
+const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false });
+(addFormats as unknown as (a: Ajv) => void)(ajv);
+
+const compiled = new WeakMap<TSchema, ValidateFunction>();
+
+export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: string): ValidationIssue[] {
+  return (list ?? []).map((e) => {
+    const path = e.instancePath.split("/").filter(Boolean);
+    const loc: (string | number)[] = [root, ...path.map((p) => (/^\d+$/.test(p) ? Number(p) : p))];
+    let msg = e.message ?? "is invalid";
+    if (e.keyword === "required") {
+      loc.push(String((e.params as { missingProperty?: string }).missingProperty));
+      msg = "field required";
+    } else if (e.keyword === "additionalProperties") {
+      loc.push(String((e.params as { additionalProperty?: string }).additionalProperty));
+      msg = "unknown field";
+    }
+    return { loc, msg, type: `value_error.${e.keyword}` };
+  });
+}
+
+/** Validates a request body against its schema; a mismatch is a 422 listing every problem. */
+export function validateBody<T>(schema: TSchema, value: unknown): T {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  if (value === undefined) {
+    throw errors.validation([{ loc: ["body"], msg: "a JSON request body is required", type: "value_error.missing" }]);
+  }
+  if (!validate(value)) throw errors.validation(issuesFromAjv(validate.errors, "body"));
+  return value as T;
+}
+
+/** A separate Ajv for user-supplied event-type schemas, so their `$id`s never clash with ours. */
+const userAjv = new Ajv({ allErrors: true, strict: false });
+(addFormats as unknown as (a: Ajv) => void)(userAjv);
+const userCompiled = new Map<string, ValidateFunction>();
+
+export function compileUserSchema(schema: unknown): ValidateFunction {
+  const key = JSON.stringify(schema);
+  let validate = userCompiled.get(key);
+  if (!validate) {
+    validate = userAjv.compile(schema as object);
+    userCompiled.set(key, validate);
+  }
+  return validate;
+}
+
+/** Checks a user-supplied JSON Schema compiles; returns a message when it does not. */
+export function userSchemaProblem(schema: unknown): string | undefined {
+  try {
+    compileUserSchema(schema);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}

@@ -1,0 +1,332 @@
+import type { PigeonConfig } from "../core/config.js";
+import type { Clock } from "../core/clock.js";
+import { newId } from "../core/ids.js";
+import type { ClaimedDelivery, DeliveryOutcome, Store } from "../store/store.js";
+import type { Attempt } from "../store/types.js";
+import { EndpointLimiter } from "./endpoint-limiter.js";
+import type { HttpSender, SendResult } from "./http-sender.js";
+import { RetryPolicy } from "./retry-policy.js";
+import { buildSignedRequest } from "./signed-request.js";
+
+export type DispatcherConfig = Pick<
+  PigeonConfig,
+  | "retryScheduleMs"
+  | "retryJitter"
+  | "retryAfterMaxMs"
+  | "requestTimeoutMs"
+  | "globalConcurrency"
+  | "endpointConcurrency"
+  | "disableAfterMs"
+  | "leaseMs"
+  | "pollIntervalMs"
+>;
+
+export interface DispatcherOptions {
+  /** Most rows claimed per query. */
+  claimBatchSize?: number;
+  /** Most outcomes written per transaction; a flush also happens at the end of every tick. */
+  flushBatchSize?: number;
+}
+
+/** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
+const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
+
+interface EndpointQueue {
+  limiter: EndpointLimiter;
+  waiting: ClaimedDelivery[];
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Claims due deliveries under a lease, sends them with per-endpoint admission, and records the
+ * outcomes in batched transactions.
+ *
+ * No head-of-line blocking: every endpoint has its own queue and limiter, and an endpoint that is
+ * already at its cap is excluded from the next claim, so a hung endpoint holds only its own slots
+ * while the others keep flowing. Crash safety comes from the lease: a claimed row's lease end is
+ * stored as its next due time, so if this process dies, the row simply comes due again.
+ */
+export class Dispatcher {
+  private readonly retry: RetryPolicy;
+  private readonly queues = new Map<string, EndpointQueue>();
+  /** Deliveries this process holds (queued or in flight), so a re-claim after a lease never doubles them. */
+  private readonly owned = new Set<string>();
+  private readonly pendingOutcomes: DeliveryOutcome[] = [];
+  private readonly claimBatchSize: number;
+  private readonly flushBatchSize: number;
+  private inFlight = 0;
+  private running = false;
+  private claiming = false;
+  private claimAgain = false;
+  private flushing: Promise<void> | undefined;
+  private flushScheduled = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly sender: HttpSender,
+    private readonly config: DispatcherConfig,
+    private readonly clock: Clock,
+    options: DispatcherOptions = {},
+  ) {
+    this.retry = new RetryPolicy({
+      scheduleMs: config.retryScheduleMs,
+      jitter: config.retryJitter,
+      retryAfterMaxMs: config.retryAfterMaxMs,
+    });
+    this.claimBatchSize = options.claimBatchSize ?? 256;
+    this.flushBatchSize = options.flushBatchSize ?? 512;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.wake();
+  }
+
+  /** Stops claiming, waits for in-flight sends, writes their outcomes, and releases queued leases. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    const queued: string[] = [];
+    for (const queue of this.queues.values()) {
+      if (queue.timer) clearTimeout(queue.timer);
+      for (const item of queue.waiting) {
+        queued.push(item.delivery.id);
+        this.owned.delete(item.delivery.id);
+      }
+      queue.waiting.length = 0;
+    }
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.flush();
+    await this.store.releaseDeliveries(queued, this.clock.now());
+  }
+
+  /** Called after new work is committed (and on a timer) so delivery starts without waiting for a poll. */
+  wake(): void {
+    if (!this.running) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    void this.claimLoop();
+  }
+
+  get stats(): { inFlight: number; queued: number; owned: number } {
+    let queued = 0;
+    for (const q of this.queues.values()) queued += q.waiting.length;
+    return { inFlight: this.inFlight, queued, owned: this.owned.size };
+  }
+
+  private queueFor(endpointId: string, rateLimit: number | null): EndpointQueue {
+    let queue = this.queues.get(endpointId);
+    if (!queue) {
+      queue = {
+        limiter: new EndpointLimiter(this.config.endpointConcurrency, rateLimit, this.clock.now()),
+        waiting: [],
+        timer: undefined,
+      };
+      this.queues.set(endpointId, queue);
+    } else {
+      queue.limiter.configure(this.config.endpointConcurrency, rateLimit);
+    }
+    return queue;
+  }
+
+  /** An endpoint is full when claiming more for it would only make rows wait in memory. */
+  private saturatedEndpoints(): string[] {
+    const out: string[] = [];
+    for (const [id, queue] of this.queues) {
+      const held = queue.limiter.active + queue.waiting.length;
+      const rate = queue.limiter.rate;
+      if (held >= queue.limiter.cap || (rate !== null && queue.waiting.length >= Math.max(1, rate))) out.push(id);
+    }
+    return out;
+  }
+
+  private async claimLoop(): Promise<void> {
+    this.claiming = true;
+    try {
+      do {
+        this.claimAgain = false;
+        while (this.running) {
+          const room = this.config.globalConcurrency * 2 - this.inFlight - this.queuedCount();
+          if (room <= 0) break;
+          const now = this.clock.now();
+          const claimed = await this.store.claimDueDeliveries({
+            now,
+            limit: Math.min(room, this.claimBatchSize),
+            leaseUntil: now + this.config.leaseMs,
+            excludeEndpointIds: this.saturatedEndpoints(),
+          });
+          for (const item of claimed) {
+            if (this.owned.has(item.delivery.id)) continue;
+            this.owned.add(item.delivery.id);
+            const queue = this.queueFor(item.endpoint.id, item.endpoint.rateLimit);
+            queue.waiting.push(item);
+          }
+          for (const [id, queue] of this.queues) this.pump(id, queue);
+          if (claimed.length < Math.min(room, this.claimBatchSize)) break;
+        }
+      } while (this.claimAgain && this.running);
+    } catch (error) {
+      console.error("pigeon: claiming deliveries failed; retrying on the next poll", error);
+    } finally {
+      this.claiming = false;
+    }
+    await this.scheduleNextWake();
+  }
+
+  private queuedCount(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.waiting.length;
+    return n;
+  }
+
+  private async scheduleNextWake(): Promise<void> {
+    if (!this.running) return;
+    let delay = this.config.pollIntervalMs;
+    try {
+      const next = await this.store.nextDueAt();
+      if (next !== undefined) delay = Math.max(0, Math.min(delay, next - this.clock.now()));
+    } catch {
+      // The poll interval is the safety net when the store cannot answer.
+    }
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.wake(), Math.max(delay, 5));
+    this.wakeTimer.unref?.();
+  }
+
+  private pump(endpointId: string, queue: EndpointQueue): void {
+    while (queue.waiting.length > 0 && this.inFlight < this.config.globalConcurrency) {
+      const now = this.clock.now();
+      const wait = queue.limiter.waitMs(now);
+      if (wait === Number.POSITIVE_INFINITY) return;
+      if (wait > 0) {
+        if (!queue.timer) {
+          queue.timer = setTimeout(() => {
+            queue.timer = undefined;
+            this.pump(endpointId, queue);
+          }, wait);
+        }
+        return;
+      }
+      const item = queue.waiting.shift()!;
+      queue.limiter.acquire(now);
+      this.inFlight += 1;
+      void this.send(item, queue);
+    }
+    if (queue.waiting.length === 0 && queue.limiter.active === 0 && !queue.timer) this.queues.delete(endpointId);
+  }
+
+  private async send(item: ClaimedDelivery, queue: EndpointQueue): Promise<void> {
+    let outcome: DeliveryOutcome;
+    try {
+      outcome = item.endpoint.disabled ? this.skipDisabled(item) : await this.attempt(item);
+    } catch (error) {
+      // A bug in building the request must not lose the delivery: record it and retry later.
+      const message = error instanceof Error ? error.message : String(error);
+      outcome = this.outcomeFor(item, this.clock.now(), {
+        ok: false,
+        responseBody: message,
+        responseHeaders: {},
+        durationMs: 0,
+        errorCode: "other",
+        errorMessage: message,
+      });
+    }
+    this.pendingOutcomes.push(outcome);
+    queue.limiter.release();
+    this.inFlight -= 1;
+    this.scheduleFlush();
+    this.pump(item.endpoint.id, queue);
+    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    // Freed capacity: claim more, unless a claim is already running (it will see the room).
+    if (this.running) this.wake();
+  }
+
+  private skipDisabled(item: ClaimedDelivery): DeliveryOutcome {
+    return { deliveryId: item.delivery.id, endpointId: item.endpoint.id, result: "failed" };
+  }
+
+  private async attempt(item: ClaimedDelivery): Promise<DeliveryOutcome> {
+    const startedAt = this.clock.now();
+    const request = buildSignedRequest({
+      webhookId: item.message.id,
+      payload: item.message.payload,
+      endpoint: item.endpoint,
+      now: startedAt,
+      defaultTimeoutMs: this.config.requestTimeoutMs,
+    });
+    const result = await this.sender.send(request);
+    return this.outcomeFor(item, startedAt, result);
+  }
+
+  private outcomeFor(item: ClaimedDelivery, startedAt: number, result: SendResult): DeliveryOutcome {
+    const now = this.clock.now();
+    const attemptsMade = item.delivery.attempts + 1;
+    const attempt: Attempt = {
+      id: newId("atmpt", startedAt),
+      msgId: item.message.id,
+      endpointId: item.endpoint.id,
+      deliveryId: item.delivery.id,
+      url: item.endpoint.url,
+      succeeded: result.ok,
+      responseStatusCode: result.status ?? 0,
+      response: result.ok || result.status !== undefined ? result.responseBody : (result.errorMessage ?? ""),
+      responseDurationMs: Math.round(result.durationMs),
+      errorCode: result.ok ? null : (result.errorCode ?? "other"),
+      triggerType: item.delivery.manual ? 1 : 0,
+      createdAt: startedAt,
+    };
+    const base = { deliveryId: item.delivery.id, endpointId: item.endpoint.id, attempt };
+    if (result.ok) return { ...base, result: "succeeded" };
+    if (result.status === 410) {
+      return { ...base, result: "failed", disableEndpoint: { reason: "gone" } };
+    }
+    const failingSince = item.endpoint.failingSince ?? startedAt;
+    const disable =
+      this.config.disableAfterMs > 0 && now - failingSince >= this.config.disableAfterMs
+        ? { reason: "failing" }
+        : undefined;
+    const retryAfter = result.status !== undefined && SLOW_DOWN_STATUSES.has(result.status) ? result.retryAfterMs : undefined;
+    const delay = disable ? undefined : this.retry.nextDelayMs(attemptsMade, retryAfter);
+    if (delay === undefined) return { ...base, result: "failed", ...(disable ? { disableEndpoint: disable } : {}) };
+    return { ...base, result: "retry", nextAttemptAt: now + delay };
+  }
+
+  private scheduleFlush(): void {
+    if (this.pendingOutcomes.length >= this.flushBatchSize) {
+      void this.flush();
+      return;
+    }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate lets every send that completed in this turn join one transaction (group commit).
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Writes buffered outcomes; one flush at a time, so their order on disk is their order here. */
+  private async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pendingOutcomes.length === 0) return;
+    const batch = this.pendingOutcomes.splice(0, this.pendingOutcomes.length);
+    this.flushing = (async () => {
+      try {
+        await this.store.completeDeliveries(batch, this.clock.now());
+        for (const outcome of batch) this.owned.delete(outcome.deliveryId);
+      } catch (error) {
+        // Keep them: the next flush tries again; if we die first, the leases bring them back.
+        this.pendingOutcomes.unshift(...batch);
+        console.error("pigeon: recording delivery outcomes failed; will retry", error);
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    await this.flushing;
+  }
+}

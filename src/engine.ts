@@ -1,0 +1,83 @@
+import { type Clock, systemClock } from "./core/clock.js";
+import type { HandshakeMode, PigeonConfig } from "./core/config.js";
+import { Dispatcher, type DispatcherOptions } from "./delivery/dispatcher.js";
+import { Handshaker } from "./delivery/handshake.js";
+import { HttpSender } from "./delivery/http-sender.js";
+import { Publisher } from "./delivery/publisher.js";
+import { RetryPolicy } from "./delivery/retry-policy.js";
+import { parseCidrList } from "./delivery/ssrf/cidr.js";
+import { openStore } from "./store/open-store.js";
+import type { Store } from "./store/store.js";
+import type { Application, Endpoint } from "./store/types.js";
+
+export interface EngineOptions {
+  store?: Store;
+  clock?: Clock;
+  dispatcher?: DispatcherOptions;
+}
+
+/**
+ * The sending core assembled: store, SSRF-guarded sender, dispatcher, handshaker and publisher.
+ * The HTTP API, the CLI and embedding applications all drive this one object.
+ */
+export class PigeonEngine {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly sender: HttpSender;
+  readonly dispatcher: Dispatcher;
+  readonly handshaker: Handshaker;
+  readonly publisher: Publisher;
+
+  constructor(
+    readonly config: Readonly<PigeonConfig>,
+    options: EngineOptions = {},
+  ) {
+    this.store = options.store ?? openStore(config.databaseUrl);
+    this.clock = options.clock ?? systemClock;
+    this.sender = new HttpSender({
+      allowedNetworks: parseCidrList(config.allowedNetworks),
+      maxResponseBytes: config.maxResponseBytes,
+    });
+    this.dispatcher = new Dispatcher(this.store, this.sender, config, this.clock, options.dispatcher);
+    const retry = new RetryPolicy({
+      scheduleMs: config.retryScheduleMs,
+      jitter: config.retryJitter,
+      retryAfterMaxMs: config.retryAfterMaxMs,
+    });
+    this.handshaker = new Handshaker(
+      this.store,
+      this.sender,
+      retry,
+      this.clock,
+      config.requestTimeoutMs,
+      config.pollIntervalMs,
+      () => this.dispatcher.wake(),
+    );
+    this.publisher = new Publisher(this.store, this.clock, () => this.dispatcher.wake());
+  }
+
+  start(): void {
+    this.dispatcher.start();
+    this.handshaker.start();
+  }
+
+  async stop(): Promise<void> {
+    this.handshaker.stop();
+    await this.dispatcher.stop();
+    await this.sender.close();
+    await this.store.close();
+  }
+
+  handshakeModeFor(app: Application): HandshakeMode {
+    return app.handshake ?? this.config.handshakeMode;
+  }
+
+  /** Starts the handshake a new (or re-verified) endpoint needs; never blocks the API response. */
+  beginHandshake(app: Application, endpoint: Endpoint): void {
+    const mode = this.handshakeModeFor(app);
+    if (mode === "off") return;
+    void this.handshaker.verify(endpoint, { retry: mode === "required" }).catch((error: unknown) => {
+      console.error("pigeon: handshake failed unexpectedly", error);
+    });
+  }
+}

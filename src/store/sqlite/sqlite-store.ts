@@ -1,0 +1,616 @@
+import { errors } from "../../core/errors.js";
+import type {
+  AttemptQuery,
+  ClaimedDelivery,
+  ClaimRequest,
+  DeliveryOutcome,
+  MessageQuery,
+  Store,
+  StoredResponse,
+} from "../store.js";
+import type {
+  Application,
+  Attempt,
+  Delivery,
+  Endpoint,
+  EventType,
+  Message,
+  OperationalEvent,
+  Page,
+  PageQuery,
+} from "../types.js";
+import type { Statement } from "better-sqlite3";
+import { openSqlite, type SqliteDatabase, sqlitePathFromUrl } from "./database.js";
+import {
+  applicationFromRow,
+  applicationToRow,
+  attemptFromRow,
+  attemptToRow,
+  deliveryFromRow,
+  deliveryToRow,
+  endpointFromRow,
+  endpointToRow,
+  eventTypeFromRow,
+  eventTypeToRow,
+  insertSql,
+  messageFromRow,
+  messageToRow,
+  operationalEventFromRow,
+  updateSql,
+} from "./rows.js";
+
+type Row = Record<string, unknown>;
+
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === "SQLITE_CONSTRAINT_UNIQUE";
+}
+
+/** Fetches limit+1 rows so `done` is known without a count query. */
+function page<T>(rows: Row[], limit: number, map: (row: Row) => T, idOf: (item: T) => string): Page<T> {
+  const items = rows.slice(0, limit).map(map);
+  const done = rows.length <= limit;
+  const last = items[items.length - 1];
+  const first = items[0];
+  return {
+    data: items,
+    iterator: last ? idOf(last) : null,
+    prevIterator: first ? `-${idOf(first)}` : null,
+    done,
+  };
+}
+
+/**
+ * The embedded backend: one SQLite file, WAL, synchronous=FULL. better-sqlite3 is synchronous,
+ * so every method runs its statements inside one call; transactions are `BEGIN IMMEDIATE`.
+ */
+export class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  private readonly statements = new Map<string, Statement<unknown[]>>();
+
+  constructor(readonly db: SqliteDatabase) {}
+
+  static open(url: string): SqliteStore {
+    return new SqliteStore(openSqlite(sqlitePathFromUrl(url)));
+  }
+
+  private stmt(sql: string) {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare<unknown[]>(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private all(sql: string, ...params: unknown[]): Row[] {
+    return this.stmt(sql).all(...params) as Row[];
+  }
+
+  private get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.stmt(sql).get(...params) as Row | undefined;
+  }
+
+  private run(sql: string, ...params: unknown[]) {
+    return this.stmt(sql).run(...params);
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  // Applications -------------------------------------------------------------------------------
+
+  async createApplication(app: Application): Promise<Application> {
+    const row = applicationToRow(app);
+    try {
+      this.run(insertSql("applications", row), row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw errors.conflict(`An application with uid '${app.uid}' already exists.`);
+      throw error;
+    }
+    return app;
+  }
+
+  async getApplication(idOrUid: string): Promise<Application | undefined> {
+    const row = this.get("SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1", idOrUid, idOrUid);
+    return row ? applicationFromRow(row) : undefined;
+  }
+
+  async listApplications(query: PageQuery): Promise<Page<Application>> {
+    const rows = this.all(
+      "SELECT * FROM applications WHERE id > ? ORDER BY id LIMIT ?",
+      query.iterator ?? "",
+      query.limit + 1,
+    );
+    return page(rows, query.limit, applicationFromRow, (a) => a.id);
+  }
+
+  async updateApplication(app: Application): Promise<Application> {
+    const row = applicationToRow(app);
+    try {
+      this.run(updateSql("applications", row, "id"), row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw errors.conflict(`An application with uid '${app.uid}' already exists.`);
+      throw error;
+    }
+    return app;
+  }
+
+  async deleteApplication(id: string): Promise<void> {
+    this.run("DELETE FROM applications WHERE id = ?", id);
+  }
+
+  // Event types --------------------------------------------------------------------------------
+
+  async createEventType(eventType: EventType): Promise<EventType> {
+    const row = eventTypeToRow(eventType);
+    try {
+      this.run(insertSql("event_types", row), row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw errors.conflict(`Event type '${eventType.name}' already exists.`);
+      throw error;
+    }
+    return eventType;
+  }
+
+  async getEventType(name: string): Promise<EventType | undefined> {
+    const row = this.get("SELECT * FROM event_types WHERE name = ?", name);
+    return row ? eventTypeFromRow(row) : undefined;
+  }
+
+  async listEventTypes(query: PageQuery, includeArchived: boolean): Promise<Page<EventType>> {
+    const rows = this.all(
+      "SELECT * FROM event_types WHERE name > ? AND (archived = 0 OR ?) ORDER BY name LIMIT ?",
+      query.iterator ?? "",
+      includeArchived ? 1 : 0,
+      query.limit + 1,
+    );
+    return page(rows, query.limit, eventTypeFromRow, (e) => e.name);
+  }
+
+  async updateEventType(eventType: EventType): Promise<EventType> {
+    const row = eventTypeToRow(eventType);
+    this.run(updateSql("event_types", row, "name"), row);
+    return eventType;
+  }
+
+  async deleteEventType(name: string, expunge: boolean): Promise<void> {
+    if (expunge) this.run("DELETE FROM event_types WHERE name = ?", name);
+    else this.run("UPDATE event_types SET archived = 1, updated_at = ? WHERE name = ?", Date.now(), name);
+  }
+
+  // Endpoints ----------------------------------------------------------------------------------
+
+  async createEndpoint(endpoint: Endpoint): Promise<Endpoint> {
+    const row = endpointToRow(endpoint);
+    try {
+      this.run(insertSql("endpoints", row), row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
+      throw error;
+    }
+    return endpoint;
+  }
+
+  async getEndpoint(appId: string, idOrUid: string): Promise<Endpoint | undefined> {
+    const row = this.get(
+      "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) LIMIT 1",
+      appId,
+      idOrUid,
+      idOrUid,
+    );
+    return row ? endpointFromRow(row) : undefined;
+  }
+
+  async listEndpoints(appId: string, query: PageQuery): Promise<Page<Endpoint>> {
+    const rows = this.all(
+      "SELECT * FROM endpoints WHERE app_id = ? AND id > ? ORDER BY id LIMIT ?",
+      appId,
+      query.iterator ?? "",
+      query.limit + 1,
+    );
+    return page(rows, query.limit, endpointFromRow, (e) => e.id);
+  }
+
+  async listActiveEndpoints(appId: string): Promise<Endpoint[]> {
+    return this.all("SELECT * FROM endpoints WHERE app_id = ? AND disabled = 0", appId).map(endpointFromRow);
+  }
+
+  async updateEndpoint(endpoint: Endpoint): Promise<Endpoint> {
+    const row = endpointToRow(endpoint);
+    try {
+      this.run(updateSql("endpoints", row, "id"), row);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
+      throw error;
+    }
+    return endpoint;
+  }
+
+  async deleteEndpoint(appId: string, id: string): Promise<void> {
+    this.run("DELETE FROM endpoints WHERE app_id = ? AND id = ?", appId, id);
+  }
+
+  async markEndpointVerified(endpointId: string, now: number): Promise<number> {
+    return this.tx(() => {
+      this.run(
+        `UPDATE endpoints SET status = 'active', verified_at = ?, challenge = NULL, handshake_next_at = NULL,
+           updated_at = ? WHERE id = ?`,
+        now,
+        now,
+        endpointId,
+      );
+      return this.run(
+        `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+           WHERE endpoint_id = ? AND status = 'held'`,
+        now,
+        now,
+        endpointId,
+      ).changes;
+    });
+  }
+
+  async listEndpointsDueForHandshake(dueBy: number, limit: number): Promise<Endpoint[]> {
+    return this.all(
+      `SELECT * FROM endpoints WHERE status = 'pending' AND handshake_next_at IS NOT NULL
+         AND handshake_next_at <= ? AND disabled = 0 ORDER BY handshake_next_at LIMIT ?`,
+      dueBy,
+      limit,
+    ).map(endpointFromRow);
+  }
+
+  async scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void> {
+    this.run(
+      "UPDATE endpoints SET handshake_attempts = ?, handshake_next_at = ? WHERE id = ?",
+      attempts,
+      nextAt,
+      endpointId,
+    );
+  }
+
+  // Messages -----------------------------------------------------------------------------------
+
+  async createMessage(message: Message, deliveries: Delivery[]): Promise<Message> {
+    const row = messageToRow(message);
+    try {
+      this.tx(() => {
+        this.run(insertSql("messages", row), row);
+        for (const delivery of deliveries) {
+          const d = deliveryToRow(delivery);
+          this.run(insertSql("deliveries", d), d);
+        }
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw errors.conflict(`A message with eventId '${message.eventId}' already exists.`, "duplicate_event_id");
+      }
+      throw error;
+    }
+    return message;
+  }
+
+  async getMessage(appId: string, idOrEventId: string): Promise<Message | undefined> {
+    const row =
+      this.get("SELECT * FROM messages WHERE app_id = ? AND id = ?", appId, idOrEventId) ??
+      this.get("SELECT * FROM messages WHERE app_id = ? AND event_id = ?", appId, idOrEventId);
+    return row ? messageFromRow(row) : undefined;
+  }
+
+  private messageFilters(query: MessageQuery): { sql: string; params: unknown[] } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (query.iterator) {
+      clauses.push("m.id < ?");
+      params.push(query.iterator);
+    }
+    if (query.eventTypes && query.eventTypes.length > 0) {
+      clauses.push(`m.event_type IN (${query.eventTypes.map(() => "?").join(", ")})`);
+      params.push(...query.eventTypes);
+    }
+    if (query.channel) {
+      clauses.push("EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)");
+      params.push(query.channel);
+    }
+    if (query.before !== undefined) {
+      clauses.push("m.created_at < ?");
+      params.push(query.before);
+    }
+    if (query.after !== undefined) {
+      clauses.push("m.created_at > ?");
+      params.push(query.after);
+    }
+    return { sql: clauses.map((c) => ` AND ${c}`).join(""), params };
+  }
+
+  async listMessages(appId: string, query: MessageQuery): Promise<Page<Message>> {
+    const filters = this.messageFilters(query);
+    const rows = this.db
+      .prepare(`SELECT m.* FROM messages m WHERE m.app_id = ?${filters.sql} ORDER BY m.id DESC LIMIT ?`)
+      .all(appId, ...filters.params, query.limit + 1) as Row[];
+    return page(rows, query.limit, messageFromRow, (m) => m.id);
+  }
+
+  async listMessagesForEndpoint(appId: string, endpointId: string, query: MessageQuery): Promise<Page<Message>> {
+    const filters = this.messageFilters(query);
+    const rows = this.db
+      .prepare(
+        `SELECT m.* FROM deliveries d JOIN messages m ON m.id = d.msg_id
+           WHERE d.app_id = ? AND d.endpoint_id = ?${filters.sql} ORDER BY m.id DESC LIMIT ?`,
+      )
+      .all(appId, endpointId, ...filters.params, query.limit + 1) as Row[];
+    return page(rows, query.limit, messageFromRow, (m) => m.id);
+  }
+
+  // Idempotency --------------------------------------------------------------------------------
+
+  async getIdempotentResponse(scope: string, key: string, notBefore: number): Promise<StoredResponse | undefined> {
+    const row = this.get(
+      "SELECT status, body FROM idempotency WHERE scope = ? AND key = ? AND created_at >= ?",
+      scope,
+      key,
+      notBefore,
+    );
+    return row ? { status: Number(row.status), body: String(row.body) } : undefined;
+  }
+
+  async putIdempotentResponse(scope: string, key: string, response: StoredResponse, now: number): Promise<void> {
+    this.run(
+      "INSERT OR REPLACE INTO idempotency (scope, key, status, body, created_at) VALUES (?, ?, ?, ?, ?)",
+      scope,
+      key,
+      response.status,
+      response.body,
+      now,
+    );
+  }
+
+  // Deliveries ---------------------------------------------------------------------------------
+
+  async claimDueDeliveries(claim: ClaimRequest): Promise<ClaimedDelivery[]> {
+    return this.tx(() => {
+      // A row in 'sending' keeps its lease end in next_attempt_at, so one index serves both new
+      // work and work whose worker died: expired leases simply come due again.
+      const rows = this.all(
+        `SELECT * FROM deliveries WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
+           AND endpoint_id NOT IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at LIMIT ?`,
+        claim.now,
+        JSON.stringify(claim.excludeEndpointIds),
+        claim.limit,
+      );
+      if (rows.length === 0) return [];
+      const deliveries = rows.map(deliveryFromRow);
+      const ids = JSON.stringify(deliveries.map((d) => d.id));
+      this.run(
+        `UPDATE deliveries SET status = 'sending', next_attempt_at = ?, locked_until = ?, updated_at = ?
+           WHERE id IN (SELECT value FROM json_each(?))`,
+        claim.leaseUntil,
+        claim.leaseUntil,
+        claim.now,
+        ids,
+      );
+      const messages = new Map(
+        this.all(
+          "SELECT * FROM messages WHERE id IN (SELECT value FROM json_each(?))",
+          JSON.stringify([...new Set(deliveries.map((d) => d.msgId))]),
+        ).map((r) => [String(r.id), messageFromRow(r)]),
+      );
+      const endpoints = new Map(
+        this.all(
+          "SELECT * FROM endpoints WHERE id IN (SELECT value FROM json_each(?))",
+          JSON.stringify([...new Set(deliveries.map((d) => d.endpointId))]),
+        ).map((r) => [String(r.id), endpointFromRow(r)]),
+      );
+      const claimed: ClaimedDelivery[] = [];
+      for (const delivery of deliveries) {
+        const message = messages.get(delivery.msgId);
+        const endpoint = endpoints.get(delivery.endpointId);
+        // Cascading deletes remove deliveries with their message or endpoint, so both exist.
+        if (message && endpoint) claimed.push({ delivery: { ...delivery, status: "sending" }, message, endpoint });
+      }
+      return claimed;
+    });
+  }
+
+  async completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void> {
+    if (outcomes.length === 0) return;
+    this.tx(() => {
+      const succeededEndpoints = new Set<string>();
+      const failedEndpoints = new Set<string>();
+      for (const outcome of outcomes) {
+        if (outcome.attempt) {
+          const row = attemptToRow(outcome.attempt);
+          this.run(insertSql("attempts", row), row);
+        }
+        const status = outcome.result === "retry" ? "pending" : outcome.result;
+        this.run(
+          `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, locked_until = NULL,
+             last_error = ?, updated_at = ? WHERE id = ?`,
+          status,
+          outcome.attempt ? 1 : 0,
+          outcome.nextAttemptAt ?? now,
+          outcome.attempt?.errorCode ?? null,
+          now,
+          outcome.deliveryId,
+        );
+        if (outcome.attempt?.succeeded) succeededEndpoints.add(outcome.endpointId);
+        else if (outcome.attempt) failedEndpoints.add(outcome.endpointId);
+        if (outcome.disableEndpoint) {
+          const changed = this.run(
+            "UPDATE endpoints SET disabled = 1, updated_at = ? WHERE id = ? AND disabled = 0",
+            now,
+            outcome.endpointId,
+          ).changes;
+          if (changed > 0) this.insertEndpointDisabledEvent(outcome, now);
+        }
+      }
+      for (const id of succeededEndpoints) {
+        this.run("UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", id);
+      }
+      for (const id of failedEndpoints) {
+        if (succeededEndpoints.has(id)) continue;
+        this.run("UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL", now, id);
+      }
+    });
+  }
+
+  private insertEndpointDisabledEvent(outcome: DeliveryOutcome, now: number): void {
+    const endpoint = this.get("SELECT id, app_id, uid, failing_since FROM endpoints WHERE id = ?", outcome.endpointId);
+    const event: OperationalEvent = {
+      id: `op_${outcome.deliveryId.slice(4)}`,
+      type: "endpoint.disabled",
+      appId: endpoint ? String(endpoint.app_id) : null,
+      data: {
+        appId: endpoint?.app_id ?? null,
+        endpointId: outcome.endpointId,
+        endpointUid: endpoint?.uid ?? null,
+        failSince: endpoint?.failing_since ? new Date(Number(endpoint.failing_since)).toISOString() : null,
+        reason: outcome.disableEndpoint?.reason ?? "",
+        trigger: outcome.disableEndpoint?.reason === "gone" ? "manual" : "automatic",
+      },
+      createdAt: now,
+    };
+    this.run(
+      "INSERT OR IGNORE INTO operational_events (id, type, app_id, data, created_at) VALUES (?, ?, ?, ?, ?)",
+      event.id,
+      event.type,
+      event.appId,
+      JSON.stringify(event.data),
+      event.createdAt,
+    );
+  }
+
+  async releaseDeliveries(ids: string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    this.run(
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, locked_until = NULL, updated_at = ?
+         WHERE status = 'sending' AND id IN (SELECT value FROM json_each(?))`,
+      now,
+      now,
+      JSON.stringify(ids),
+    );
+  }
+
+  async getDelivery(msgId: string, endpointId: string): Promise<Delivery | undefined> {
+    const row = this.get("SELECT * FROM deliveries WHERE msg_id = ? AND endpoint_id = ?", msgId, endpointId);
+    return row ? deliveryFromRow(row) : undefined;
+  }
+
+  async requeueDelivery(delivery: Delivery, now: number): Promise<void> {
+    const row = deliveryToRow({ ...delivery, status: "pending", nextAttemptAt: now, manual: true, updatedAt: now });
+    this.run(
+      `${insertSql("deliveries", row)} ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 'pending',
+         next_attempt_at = excluded.next_attempt_at, manual = 1, updated_at = excluded.updated_at`,
+      row,
+    );
+  }
+
+  async recoverFailedDeliveries(endpointId: string, since: number, now: number): Promise<number> {
+    return this.run(
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, manual = 1, updated_at = ?
+         WHERE endpoint_id = ? AND status = 'failed' AND created_at >= ?`,
+      now,
+      now,
+      endpointId,
+      since,
+    ).changes;
+  }
+
+  async countDeliveriesByStatus(endpointId: string, since?: number): Promise<Record<Delivery["status"], number>> {
+    const counts: Record<Delivery["status"], number> = { held: 0, pending: 0, sending: 0, succeeded: 0, failed: 0 };
+    const rows = this.all(
+      "SELECT status, COUNT(*) AS n FROM deliveries WHERE endpoint_id = ? AND created_at >= ? GROUP BY status",
+      endpointId,
+      since ?? 0,
+    );
+    for (const row of rows) counts[String(row.status) as Delivery["status"]] = Number(row.n);
+    return counts;
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    const row = this.get(
+      "SELECT MIN(next_attempt_at) AS at FROM deliveries WHERE status IN ('pending', 'sending')",
+    );
+    return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
+  }
+
+  // Attempts -----------------------------------------------------------------------------------
+
+  private attemptFilters(query: AttemptQuery): { sql: string; params: unknown[] } {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (query.iterator) {
+      clauses.push("a.id < ?");
+      params.push(query.iterator);
+    }
+    if (query.status !== undefined) {
+      clauses.push("a.succeeded = ?");
+      params.push(query.status === 0 ? 1 : 0);
+    }
+    if (query.endpointId) {
+      clauses.push("a.endpoint_id = ?");
+      params.push(query.endpointId);
+    }
+    if (query.before !== undefined) {
+      clauses.push("a.created_at < ?");
+      params.push(query.before);
+    }
+    if (query.after !== undefined) {
+      clauses.push("a.created_at > ?");
+      params.push(query.after);
+    }
+    return { sql: clauses.map((c) => ` AND ${c}`).join(""), params };
+  }
+
+  async listAttemptsByMessage(appId: string, msgId: string, query: AttemptQuery): Promise<Page<Attempt>> {
+    const filters = this.attemptFilters(query);
+    const rows = this.db
+      .prepare(
+        `SELECT a.* FROM attempts a JOIN messages m ON m.id = a.msg_id
+           WHERE m.app_id = ? AND a.msg_id = ?${filters.sql} ORDER BY a.id DESC LIMIT ?`,
+      )
+      .all(appId, msgId, ...filters.params, query.limit + 1) as Row[];
+    return page(rows, query.limit, attemptFromRow, (a) => a.id);
+  }
+
+  async listAttemptsByEndpoint(appId: string, endpointId: string, query: AttemptQuery): Promise<Page<Attempt>> {
+    const filters = this.attemptFilters({ ...query, endpointId });
+    const rows = this.db
+      .prepare(
+        `SELECT a.* FROM attempts a JOIN endpoints e ON e.id = a.endpoint_id
+           WHERE e.app_id = ?${filters.sql} ORDER BY a.id DESC LIMIT ?`,
+      )
+      .all(appId, ...filters.params, query.limit + 1) as Row[];
+    return page(rows, query.limit, attemptFromRow, (a) => a.id);
+  }
+
+  async getAttempt(msgId: string, attemptId: string): Promise<Attempt | undefined> {
+    const row = this.get("SELECT * FROM attempts WHERE msg_id = ? AND id = ?", msgId, attemptId);
+    return row ? attemptFromRow(row) : undefined;
+  }
+
+  // Operational events -------------------------------------------------------------------------
+
+  async recordOperationalEvent(event: OperationalEvent): Promise<void> {
+    this.run(
+      "INSERT INTO operational_events (id, type, app_id, data, created_at) VALUES (?, ?, ?, ?, ?)",
+      event.id,
+      event.type,
+      event.appId,
+      JSON.stringify(event.data),
+      event.createdAt,
+    );
+  }
+
+  async listOperationalEvents(query: PageQuery): Promise<Page<OperationalEvent>> {
+    const rows = this.all(
+      "SELECT * FROM operational_events WHERE id > ? ORDER BY id LIMIT ?",
+      query.iterator ?? "",
+      query.limit + 1,
+    );
+    return page(rows, query.limit, operationalEventFromRow, (e) => e.id);
+  }
+}

@@ -1,0 +1,127 @@
+import type {
+  Application,
+  Attempt,
+  Delivery,
+  Endpoint,
+  EventType,
+  Message,
+  OperationalEvent,
+  Page,
+  PageQuery,
+} from "./types.js";
+
+/**
+ * The one interface both backends implement. Promise-returning so a networked database fits;
+ * nothing here knows HTTP, and the delivery engine does not know which backend it runs on.
+ */
+export interface Store {
+  readonly kind: "sqlite" | "postgres";
+  close(): Promise<void>;
+
+  // Applications. `idOrUid` accepts the `app_` id or the caller's uid, as Svix does.
+  createApplication(app: Application): Promise<Application>;
+  getApplication(idOrUid: string): Promise<Application | undefined>;
+  listApplications(page: PageQuery): Promise<Page<Application>>;
+  updateApplication(app: Application): Promise<Application>;
+  deleteApplication(id: string): Promise<void>;
+
+  // Event types (global, as in Svix).
+  createEventType(eventType: EventType): Promise<EventType>;
+  getEventType(name: string): Promise<EventType | undefined>;
+  listEventTypes(page: PageQuery, includeArchived: boolean): Promise<Page<EventType>>;
+  updateEventType(eventType: EventType): Promise<EventType>;
+  deleteEventType(name: string, expunge: boolean): Promise<void>;
+
+  // Endpoints.
+  createEndpoint(endpoint: Endpoint): Promise<Endpoint>;
+  getEndpoint(appId: string, idOrUid: string): Promise<Endpoint | undefined>;
+  listEndpoints(appId: string, page: PageQuery): Promise<Page<Endpoint>>;
+  /** Every enabled endpoint of an application; the fan-out reads this on each message. */
+  listActiveEndpoints(appId: string): Promise<Endpoint[]>;
+  updateEndpoint(endpoint: Endpoint): Promise<Endpoint>;
+  deleteEndpoint(appId: string, id: string): Promise<void>;
+  /** Marks a pending endpoint verified and releases its held deliveries in the same transaction. */
+  markEndpointVerified(endpointId: string, now: number): Promise<number>;
+  /** Endpoints still pending their handshake whose next try is due by `dueBy`. */
+  listEndpointsDueForHandshake(dueBy: number, limit: number): Promise<Endpoint[]>;
+  /** Records a failed handshake try and when to try again (null: stop trying until re-verify). */
+  scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void>;
+
+  // Messages and their fan-out, written in one transaction.
+  createMessage(message: Message, deliveries: Delivery[]): Promise<Message>;
+  getMessage(appId: string, idOrEventId: string): Promise<Message | undefined>;
+  listMessages(appId: string, query: MessageQuery): Promise<Page<Message>>;
+  listMessagesForEndpoint(appId: string, endpointId: string, query: MessageQuery): Promise<Page<Message>>;
+
+  // Idempotency: a response remembered per (application scope, key).
+  getIdempotentResponse(scope: string, key: string, notBefore: number): Promise<StoredResponse | undefined>;
+  putIdempotentResponse(scope: string, key: string, response: StoredResponse, now: number): Promise<void>;
+
+  // Deliveries: the dispatcher's hot path.
+  claimDueDeliveries(claim: ClaimRequest): Promise<ClaimedDelivery[]>;
+  completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void>;
+  /** Releases leases early (graceful shutdown) so another worker need not wait them out. */
+  releaseDeliveries(ids: string[], now: number): Promise<void>;
+  getDelivery(msgId: string, endpointId: string): Promise<Delivery | undefined>;
+  /** Queues a fresh attempt of an existing (message, endpoint) pair, creating the row if needed. */
+  requeueDelivery(delivery: Delivery, now: number): Promise<void>;
+  /** Re-queues every failed delivery of the endpoint created since `since`; returns how many. */
+  recoverFailedDeliveries(endpointId: string, since: number, now: number): Promise<number>;
+  countDeliveriesByStatus(endpointId: string, since?: number): Promise<Record<Delivery["status"], number>>;
+  /** The earliest time any delivery becomes due, so an idle dispatcher knows when to wake. */
+  nextDueAt(): Promise<number | undefined>;
+
+  // Attempts.
+  listAttemptsByMessage(appId: string, msgId: string, query: AttemptQuery): Promise<Page<Attempt>>;
+  listAttemptsByEndpoint(appId: string, endpointId: string, query: AttemptQuery): Promise<Page<Attempt>>;
+  getAttempt(msgId: string, attemptId: string): Promise<Attempt | undefined>;
+
+  // Operational events (endpoint.disabled, …).
+  recordOperationalEvent(event: OperationalEvent): Promise<void>;
+  listOperationalEvents(page: PageQuery): Promise<Page<OperationalEvent>>;
+}
+
+export interface MessageQuery extends PageQuery {
+  eventTypes?: string[] | undefined;
+  channel?: string | undefined;
+  before?: number | undefined;
+  after?: number | undefined;
+}
+
+export interface AttemptQuery extends PageQuery {
+  status?: number | undefined;
+  endpointId?: string | undefined;
+  before?: number | undefined;
+  after?: number | undefined;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: string;
+}
+
+export interface ClaimRequest {
+  now: number;
+  limit: number;
+  leaseUntil: number;
+  /** Endpoints at their concurrency cap or out of rate budget: claiming for them would only queue. */
+  excludeEndpointIds: string[];
+}
+
+export interface ClaimedDelivery {
+  delivery: Delivery;
+  message: Message;
+  endpoint: Endpoint;
+}
+
+export interface DeliveryOutcome {
+  deliveryId: string;
+  endpointId: string;
+  /** Absent when nothing was sent (the endpoint was disabled or deleted meanwhile). */
+  attempt?: Attempt;
+  /** succeeded, retry at nextAttemptAt, or failed for good. */
+  result: "succeeded" | "retry" | "failed";
+  nextAttemptAt?: number;
+  /** Set when this outcome disables the endpoint (410, or failing for too long). */
+  disableEndpoint?: { reason: string };
+}
