@@ -48,7 +48,6 @@ export interface HttpSenderOptions {
 
 const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
 const DEFAULT_CONNECTIONS_PER_ORIGIN = 64;
-const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 function elapsed(startedAt: number): number {
   return Math.round(performance.now() - startedAt);
@@ -58,7 +57,7 @@ function failure(startedAt: number, errorCode: DeliveryErrorCode, errorMessage: 
   return {
     ok: false,
     responseBody: "",
-    responseHeaders: NO_HEADERS,
+    responseHeaders: {},
     durationMs: elapsed(startedAt),
     errorCode,
     errorMessage,

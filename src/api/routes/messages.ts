@@ -106,7 +106,8 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
           now,
         );
         engine.dispatcher.wake();
-        return { status: 202 };
+        // The svix client parses an (empty) JSON object here.
+        return { status: 202, body: {} };
       },
     },
     {
