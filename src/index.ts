@@ -4,5 +4,5 @@ export { PigeonError } from "./core/errors.js";
 export { PigeonEngine } from "./engine.js";
 export { generateSecret } from "./signing/secrets.js";
 export { signPayload, verifyPayload } from "./signing/standard-webhooks.js";
-export type { Store } from "./store/store.js";
 export { SqliteStore } from "./store/sqlite/sqlite-store.js";
+export type { Store } from "./store/store.js";

@@ -8,7 +8,11 @@ export async function requireApp(engine: PigeonEngine, appId: string): Promise<A
   return app;
 }
 
-export async function requireEndpoint(engine: PigeonEngine, app: Application, endpointId: string): Promise<Endpoint> {
+export async function requireEndpoint(
+  engine: PigeonEngine,
+  app: Application,
+  endpointId: string,
+): Promise<Endpoint> {
   const endpoint = await engine.store.getEndpoint(app.id, endpointId);
   if (!endpoint) throw errors.notFound("Endpoint", endpointId);
   return endpoint;

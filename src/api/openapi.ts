@@ -14,14 +14,22 @@ export function buildOpenApi(routes: readonly CompiledRoute[], version: string):
       required: true,
       schema: { type: "string" },
     }));
-    for (const [name, schema] of Object.entries(route.query ?? {})) parameters.push({ name, in: "query", required: false, schema });
+    for (const [name, schema] of Object.entries(route.query ?? {}))
+      parameters.push({ name, in: "query", required: false, schema });
     const responses: Record<string, unknown> = {
       [String(route.response?.status ?? 200)]: route.response?.schema
         ? { description: "OK", content: { "application/json": { schema: route.response.schema } } }
         : { description: "OK" },
     };
-    if (route.auth !== false) responses["401"] = { description: "Missing or wrong token", content: { "application/json": { schema: HttpErrorOut } } };
-    responses["4XX"] = { description: "Client error", content: { "application/json": { schema: HttpErrorOut } } };
+    if (route.auth !== false)
+      responses["401"] = {
+        description: "Missing or wrong token",
+        content: { "application/json": { schema: HttpErrorOut } },
+      };
+    responses["4XX"] = {
+      description: "Client error",
+      content: { "application/json": { schema: HttpErrorOut } },
+    };
     const operation: Record<string, unknown> = {
       operationId: route.operationId,
       summary: route.summary,
@@ -30,7 +38,8 @@ export function buildOpenApi(routes: readonly CompiledRoute[], version: string):
       responses,
     };
     if (route.auth !== false) operation.security = [{ HTTPBearer: [] }];
-    if (route.body) operation.requestBody = { required: true, content: { "application/json": { schema: route.body } } };
+    if (route.body)
+      operation.requestBody = { required: true, content: { "application/json": { schema: route.body } } };
     paths[route.path] = { ...(paths[route.path] ?? {}), [route.method.toLowerCase()]: operation };
   }
   return {
@@ -38,7 +47,8 @@ export function buildOpenApi(routes: readonly CompiledRoute[], version: string):
     info: {
       title: "Pigeon",
       version,
-      description: "Webhook sending and receiving. Wire-compatible with the Svix v1 API; Pigeon extensions are marked 'Pigeon:'.",
+      description:
+        "Webhook sending and receiving. Wire-compatible with the Svix v1 API; Pigeon extensions are marked 'Pigeon:'.",
     },
     components: { securitySchemes: { HTTPBearer: { type: "http", scheme: "bearer" } } },
     paths,

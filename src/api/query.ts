@@ -12,7 +12,8 @@ export function pageQuery(query: URLSearchParams): PageQuery {
   let limit = 50;
   if (raw !== null) {
     limit = Number(raw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 250) throw invalid("limit", "must be an integer from 1 to 250");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 250)
+      throw invalid("limit", "must be an integer from 1 to 250");
   }
   const iterator = query.get("iterator") ?? undefined;
   // Backwards iteration (a prevIterator, "-id") is not supported: treat it as the first page.
@@ -39,11 +40,15 @@ export function intQuery(query: URLSearchParams, name: string, min: number, max:
   const raw = query.get(name);
   if (raw === null || raw === "") return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalid(name, `must be an integer from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw invalid(name, `must be an integer from ${min} to ${max}`);
   return n;
 }
 
 export function listQuery(query: URLSearchParams, name: string): string[] | undefined {
-  const values = query.getAll(name).flatMap((v) => v.split(",")).filter(Boolean);
+  const values = query
+    .getAll(name)
+    .flatMap((v) => v.split(","))
+    .filter(Boolean);
   return values.length > 0 ? values : undefined;
 }

@@ -20,7 +20,11 @@ const Channel = Type.String({ minLength: 1, maxLength: 128, pattern: "^[a-zA-Z0-
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Opt = <T extends TSchema>(schema: T) => Type.Optional(Nullable(schema));
 
-export const HandshakeModeSchema = Type.Union([Type.Literal("required"), Type.Literal("optional"), Type.Literal("off")]);
+export const HandshakeModeSchema = Type.Union([
+  Type.Literal("required"),
+  Type.Literal("optional"),
+  Type.Literal("off"),
+]);
 
 export const ApplicationIn = Type.Object(
   {
@@ -34,7 +38,10 @@ export const ApplicationIn = Type.Object(
   { title: "ApplicationIn", additionalProperties: false },
 );
 
-export const ApplicationPatch = Type.Partial(ApplicationIn, { title: "ApplicationPatch", additionalProperties: false });
+export const ApplicationPatch = Type.Partial(ApplicationIn, {
+  title: "ApplicationPatch",
+  additionalProperties: false,
+});
 
 export const ApplicationOut = Type.Object(
   {
@@ -110,7 +117,9 @@ const endpointFields = {
   metadata: Type.Optional(Metadata),
   headers: Opt(Type.Record(Type.String(), Type.String())),
   // Pigeon extensions.
-  timeoutMs: Opt(Type.Integer({ minimum: 1000, maximum: 30000, description: "Per-attempt timeout, 1–30 s." })),
+  timeoutMs: Opt(
+    Type.Integer({ minimum: 1000, maximum: 30000, description: "Per-attempt timeout, 1–30 s." }),
+  ),
   method: Opt(HttpMethodSchema),
   bodyFormat: Opt(BodyFormatSchema),
   headerStyle: Opt(HeaderStyleSchema),
@@ -126,7 +135,10 @@ export const EndpointIn = Type.Object(
   { title: "EndpointIn", additionalProperties: false },
 );
 
-export const EndpointUpdate = Type.Object(endpointFields, { title: "EndpointUpdate", additionalProperties: false });
+export const EndpointUpdate = Type.Object(endpointFields, {
+  title: "EndpointUpdate",
+  additionalProperties: false,
+});
 export const EndpointPatch = Type.Partial(Type.Object(endpointFields), {
   title: "EndpointPatch",
   additionalProperties: false,
@@ -247,7 +259,10 @@ export const RecoverOut = Type.Object(
   { title: "RecoverOut" },
 );
 
-export const HttpErrorOut = Type.Object({ code: Type.String(), detail: Type.String() }, { title: "HttpErrorOut" });
+export const HttpErrorOut = Type.Object(
+  { code: Type.String(), detail: Type.String() },
+  { title: "HttpErrorOut" },
+);
 
 export function ListResponse(item: TSchema) {
   return Type.Object({

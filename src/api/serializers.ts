@@ -94,5 +94,10 @@ export function attemptOut(a: Attempt) {
 }
 
 export function pageOut<T, U>(page: Page<T>, map: (item: T) => U) {
-  return { data: page.data.map(map), iterator: page.iterator, prevIterator: page.prevIterator, done: page.done };
+  return {
+    data: page.data.map(map),
+    iterator: page.iterator,
+    prevIterator: page.prevIterator,
+    done: page.done,
+  };
 }

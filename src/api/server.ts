@@ -59,12 +59,17 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
     if (match.kind === "not_found") throw new PigeonError(404, "not_found", `No route for ${url.pathname}.`);
     if (match.kind === "method_not_allowed") throw errors.methodNotAllowed(req.method ?? "");
     const route: CompiledRoute = match.route;
-    if (route.auth !== false && !tokenMatches(req.headers.authorization, options.authToken)) throw errors.unauthorized();
+    if (route.auth !== false && !tokenMatches(req.headers.authorization, options.authToken))
+      throw errors.unauthorized();
 
     const idempotencyKey = req.method === "POST" ? req.headers["idempotency-key"] : undefined;
     const scope = `${url.pathname}`;
     if (typeof idempotencyKey === "string" && idempotencyKey.length > 0) {
-      const stored = await engine.store.getIdempotentResponse(scope, idempotencyKey, engine.clock.now() - IDEMPOTENCY_WINDOW_MS);
+      const stored = await engine.store.getIdempotentResponse(
+        scope,
+        idempotencyKey,
+        engine.clock.now() - IDEMPOTENCY_WINDOW_MS,
+      );
       if (stored) {
         req.resume();
         if (stored.body === "") sendEmpty(res, stored.status);
@@ -90,7 +95,12 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
     if (!result) return;
     const text = result.body === undefined ? "" : JSON.stringify(result.body);
     if (typeof idempotencyKey === "string" && idempotencyKey.length > 0 && result.status < 300) {
-      await engine.store.putIdempotentResponse(scope, idempotencyKey, { status: result.status, body: text }, engine.clock.now());
+      await engine.store.putIdempotentResponse(
+        scope,
+        idempotencyKey,
+        { status: result.status, body: text },
+        engine.clock.now(),
+      );
     }
     if (text === "") sendEmpty(res, result.status);
     else sendRawJson(res, result.status, text);
@@ -106,7 +116,10 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
         sendJson(res, error.status, error.toBody());
       } else {
         console.error("pigeon: unexpected error serving", req.method, req.url, error);
-        sendJson(res, 500, { code: "internal_error", detail: "Internal error; the server log has the details." });
+        sendJson(res, 500, {
+          code: "internal_error",
+          detail: "Internal error; the server log has the details.",
+        });
       }
       // A refused upload may still be arriving; drain it so the connection can answer.
       req.resume();

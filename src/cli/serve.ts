@@ -22,7 +22,9 @@ export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServ
   const port = (server.address() as AddressInfo).port;
   console.log(`pigeon: listening on http://${config.host}:${port} (database ${config.databaseUrl})`);
   if (admin.generated) {
-    console.log(`pigeon: generated an admin token (shown once; stored in ${admin.path}):\n\n  ${admin.token}\n`);
+    console.log(
+      `pigeon: generated an admin token (shown once; stored in ${admin.path}):\n\n  ${admin.token}\n`,
+    );
   }
   return {
     port,

@@ -68,12 +68,18 @@ export function parseRetrySchedule(raw: string, variable = "PIGEON_RETRY_SCHEDUL
   const parts = raw.split(",").map((p) => p.trim());
   const schedule = parts.map((p) => parseDuration(p));
   if (parts.length === 0 || schedule.some((ms) => ms === undefined)) {
-    throw new ConfigError(variable, `expected a comma-separated list of durations such as "5s,5m,30m", got "${raw}"`);
+    throw new ConfigError(
+      variable,
+      `expected a comma-separated list of durations such as "5s,5m,30m", got "${raw}"`,
+    );
   }
   return schedule as number[];
 }
 
-export function loadConfig(env: Env = process.env, overrides: Partial<PigeonConfig> = {}): Readonly<PigeonConfig> {
+export function loadConfig(
+  env: Env = process.env,
+  overrides: Partial<PigeonConfig> = {},
+): Readonly<PigeonConfig> {
   const dataDir = read(env, "PIGEON_DATA_DIR") ?? join(process.cwd(), ".pigeon");
   const handshake = read(env, "PIGEON_HANDSHAKE") ?? "required";
   if (handshake !== "required" && handshake !== "optional" && handshake !== "off") {

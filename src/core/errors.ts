@@ -29,8 +29,9 @@ export class PigeonError extends Error {
 
 export const errors = {
   badRequest: (message: string, code = "bad_request") => new PigeonError(400, code, message),
-  unauthorized: (message = "Missing or invalid Authorization header: send 'Authorization: Bearer <token>'.") =>
-    new PigeonError(401, "authentication_failed", message),
+  unauthorized: (
+    message = "Missing or invalid Authorization header: send 'Authorization: Bearer <token>'.",
+  ) => new PigeonError(401, "authentication_failed", message),
   forbidden: (message: string) => new PigeonError(403, "forbidden", message),
   notFound: (what: string, id: string) => new PigeonError(404, "not_found", `${what} '${id}' was not found.`),
   conflict: (message: string, code = "conflict") => new PigeonError(409, code, message),

@@ -4,7 +4,8 @@ import addFormatsModule from "ajv-formats";
 import { errors, type ValidationIssue } from "./errors.js";
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
-const addFormats = (addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule;
+const addFormats =
+  (addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule;
 
 /** One Ajv for the API's own schemas: the same TypeBox schemas the OpenAPI document is built from. */
 const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false });
@@ -36,7 +37,9 @@ export function validateBody<T>(schema: TSchema, value: unknown): T {
     compiled.set(schema, validate);
   }
   if (value === undefined) {
-    throw errors.validation([{ loc: ["body"], msg: "a JSON request body is required", type: "value_error.missing" }]);
+    throw errors.validation([
+      { loc: ["body"], msg: "a JSON request body is required", type: "value_error.missing" },
+    ]);
   }
   if (!validate(value)) throw errors.validation(issuesFromAjv(validate.errors, "body"));
   return value as T;

@@ -1,9 +1,8 @@
-import type { PigeonConfig } from "../core/config.js";
 import type { Clock } from "../core/clock.js";
+import type { PigeonConfig } from "../core/config.js";
 import { newId } from "../core/ids.js";
 import type { ClaimedDelivery, DeliveryOutcome, Store } from "../store/store.js";
 import type { Attempt } from "../store/types.js";
-import { EndpointLimiter } from "./endpoint-limiter.js";
 import type { HttpSender, SendResult } from "./http-sender.js";
 import { RetryPolicy } from "./retry-policy.js";
 import { buildSignedRequest } from "./signed-request.js";
@@ -32,9 +31,9 @@ export interface DispatcherOptions {
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
 
 interface EndpointQueue {
-  limiter: EndpointLimiter;
+  /** Sends started (including those waiting for their rate slot). */
+  active: number;
   waiting: ClaimedDelivery[];
-  timer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -91,7 +90,6 @@ export class Dispatcher {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     const queued: string[] = [];
     for (const queue of this.queues.values()) {
-      if (queue.timer) clearTimeout(queue.timer);
       for (const item of queue.waiting) {
         queued.push(item.delivery.id);
         this.owned.delete(item.delivery.id);
@@ -119,30 +117,25 @@ export class Dispatcher {
     return { inFlight: this.inFlight, queued, owned: this.owned.size };
   }
 
-  private queueFor(endpointId: string, rateLimit: number | null): EndpointQueue {
+  private queueFor(endpointId: string): EndpointQueue {
     let queue = this.queues.get(endpointId);
     if (!queue) {
-      queue = {
-        limiter: new EndpointLimiter(this.config.endpointConcurrency, rateLimit, this.clock.now()),
-        waiting: [],
-        timer: undefined,
-      };
+      queue = { active: 0, waiting: [] };
       this.queues.set(endpointId, queue);
-    } else {
-      queue.limiter.configure(this.config.endpointConcurrency, rateLimit);
     }
     return queue;
   }
 
-  /** An endpoint is full when claiming more for it would only make rows wait in memory. */
-  private saturatedEndpoints(): string[] {
-    const out: string[] = [];
+  /** What each endpoint holds here; an endpoint at its cap is left out of the next claim. */
+  private holdings(): { held: Record<string, number>; saturated: string[] } {
+    const held: Record<string, number> = {};
+    const saturated: string[] = [];
     for (const [id, queue] of this.queues) {
-      const held = queue.limiter.active + queue.waiting.length;
-      const rate = queue.limiter.rate;
-      if (held >= queue.limiter.cap || (rate !== null && queue.waiting.length >= Math.max(1, rate))) out.push(id);
+      const n = queue.active + queue.waiting.length;
+      held[id] = n;
+      if (n >= this.config.endpointConcurrency) saturated.push(id);
     }
-    return out;
+    return { held, saturated };
   }
 
   private async claimLoop(): Promise<void> {
@@ -154,20 +147,23 @@ export class Dispatcher {
           const room = this.config.globalConcurrency * 2 - this.inFlight - this.queuedCount();
           if (room <= 0) break;
           const now = this.clock.now();
+          const { held, saturated } = this.holdings();
           const claimed = await this.store.claimDueDeliveries({
             now,
             limit: Math.min(room, this.claimBatchSize),
             leaseUntil: now + this.config.leaseMs,
-            excludeEndpointIds: this.saturatedEndpoints(),
+            excludeEndpointIds: saturated,
+            endpointConcurrency: this.config.endpointConcurrency,
+            heldByEndpoint: held,
           });
           for (const item of claimed) {
             if (this.owned.has(item.delivery.id)) continue;
             this.owned.add(item.delivery.id);
-            const queue = this.queueFor(item.endpoint.id, item.endpoint.rateLimit);
-            queue.waiting.push(item);
+            this.queueFor(item.endpoint.id).waiting.push(item);
           }
           for (const [id, queue] of this.queues) this.pump(id, queue);
-          if (claimed.length < Math.min(room, this.claimBatchSize)) break;
+          // The claim may take less than asked (per-endpoint room), so only an empty one means "drained".
+          if (claimed.length === 0) break;
         }
       } while (this.claimAgain && this.running);
     } catch (error) {
@@ -199,30 +195,32 @@ export class Dispatcher {
   }
 
   private pump(endpointId: string, queue: EndpointQueue): void {
-    while (queue.waiting.length > 0 && this.inFlight < this.config.globalConcurrency) {
-      const now = this.clock.now();
-      const wait = queue.limiter.waitMs(now);
-      if (wait === Number.POSITIVE_INFINITY) return;
-      if (wait > 0) {
-        if (!queue.timer) {
-          queue.timer = setTimeout(() => {
-            queue.timer = undefined;
-            this.pump(endpointId, queue);
-          }, wait);
-        }
-        return;
-      }
+    while (
+      queue.waiting.length > 0 &&
+      queue.active < this.config.endpointConcurrency &&
+      this.inFlight < this.config.globalConcurrency
+    ) {
       const item = queue.waiting.shift()!;
-      queue.limiter.acquire(now);
+      queue.active += 1;
       this.inFlight += 1;
       void this.send(item, queue);
     }
-    if (queue.waiting.length === 0 && queue.limiter.active === 0 && !queue.timer) this.queues.delete(endpointId);
+    if (queue.waiting.length === 0 && queue.active === 0) this.queues.delete(endpointId);
+  }
+
+  /** Waits for the endpoint's next rate slot; slots are reserved in the store so they hold across workers. */
+  private async waitForRateSlot(item: ClaimedDelivery): Promise<void> {
+    const rate = item.endpoint.rateLimit;
+    if (rate === null || rate <= 0) return;
+    const startAt = await this.store.reserveSendSlot(item.endpoint.id, rate, this.clock.now());
+    const wait = startAt - this.clock.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
 
   private async send(item: ClaimedDelivery, queue: EndpointQueue): Promise<void> {
     let outcome: DeliveryOutcome;
     try {
+      if (!item.endpoint.disabled) await this.waitForRateSlot(item);
       outcome = item.endpoint.disabled ? this.skipDisabled(item) : await this.attempt(item);
     } catch (error) {
       // A bug in building the request must not lose the delivery: record it and retry later.
@@ -237,10 +235,10 @@ export class Dispatcher {
       });
     }
     this.pendingOutcomes.push(outcome);
-    queue.limiter.release();
+    queue.active -= 1;
     this.inFlight -= 1;
     this.scheduleFlush();
-    this.pump(item.endpoint.id, queue);
+    this.pump(item.endpoint.id, this.queues.get(item.endpoint.id) ?? queue);
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     // Freed capacity: claim more, unless a claim is already running (it will see the room).
     if (this.running) this.wake();
@@ -290,9 +288,11 @@ export class Dispatcher {
       this.config.disableAfterMs > 0 && now - failingSince >= this.config.disableAfterMs
         ? { reason: "failing" }
         : undefined;
-    const retryAfter = result.status !== undefined && SLOW_DOWN_STATUSES.has(result.status) ? result.retryAfterMs : undefined;
+    const retryAfter =
+      result.status !== undefined && SLOW_DOWN_STATUSES.has(result.status) ? result.retryAfterMs : undefined;
     const delay = disable ? undefined : this.retry.nextDelayMs(attemptsMade, retryAfter);
-    if (delay === undefined) return { ...base, result: "failed", ...(disable ? { disableEndpoint: disable } : {}) };
+    if (delay === undefined)
+      return { ...base, result: "failed", ...(disable ? { disableEndpoint: disable } : {}) };
     return { ...base, result: "retry", nextAttemptAt: now + delay };
   }
 

@@ -57,7 +57,8 @@ export class Handshaker {
 
   /** Try now (new endpoint, or the re-verify API); the result is also recorded for the poller. */
   async verify(endpoint: Endpoint, options: { retry: boolean } = { retry: true }): Promise<HandshakeResult> {
-    if (this.inProgress.has(endpoint.id)) return { verified: false, reason: "a handshake is already in progress" };
+    if (this.inProgress.has(endpoint.id))
+      return { verified: false, reason: "a handshake is already in progress" };
     this.inProgress.add(endpoint.id);
     try {
       const result = await this.challenge(endpoint);
@@ -95,13 +96,21 @@ export class Handshaker {
       headers: {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        ...buildSignatureHeaders({ msgId: webhookId, timestampSec, signature, headerStyle: endpoint.headerStyle }),
+        ...buildSignatureHeaders({
+          msgId: webhookId,
+          timestampSec,
+          signature,
+          headerStyle: endpoint.headerStyle,
+        }),
       },
       body,
       timeoutMs: endpoint.timeoutMs ?? this.timeoutMs,
     });
     if (!result.ok) {
-      return { verified: false, reason: result.errorCode === "http_status" ? `HTTP ${result.status}` : `${result.errorCode}` };
+      return {
+        verified: false,
+        reason: result.errorCode === "http_status" ? `HTTP ${result.status}` : `${result.errorCode}`,
+      };
     }
     if (!answerEchoesChallenge(result.responseBody, challenge)) {
       return { verified: false, reason: "the response did not echo the challenge" };

@@ -3,8 +3,8 @@ import { errors } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Store } from "../store/store.js";
 import type { Application, Message } from "../store/types.js";
-import { issuesFromAjvLike, validatePayloadAgainstEventType } from "./payload-schema.js";
 import { planDeliveries } from "./fanout.js";
+import { issuesFromAjvLike, validatePayloadAgainstEventType } from "./payload-schema.js";
 
 export interface PublishInput {
   eventType: string;

@@ -32,16 +32,27 @@ export function buildSignedRequest(input: SignedRequestInput): OutboundRequest {
     url: endpoint.url,
     method: endpoint.method,
     format: endpoint.bodyFormat,
-    payload: endpoint.bodyFormat === "json" && endpoint.method !== "GET" ? undefined : JSON.parse(input.payload),
+    payload:
+      endpoint.bodyFormat === "json" && endpoint.method !== "GET" ? undefined : JSON.parse(input.payload),
     rawJson: input.payload,
   });
   const signedBytes = encoded.body ?? Buffer.from(new URL(encoded.url).search.replace(/^\?/, ""));
   const timestampSec = Math.floor(now / 1000);
-  const signature = signPayload(signingKeys(endpoint.secrets, now), input.webhookId, timestampSec, signedBytes);
+  const signature = signPayload(
+    signingKeys(endpoint.secrets, now),
+    input.webhookId,
+    timestampSec,
+    signedBytes,
+  );
   const headers: Record<string, string> = {
     ...lowerCaseNames(endpoint.headers),
     "user-agent": USER_AGENT,
-    ...buildSignatureHeaders({ msgId: input.webhookId, timestampSec, signature, headerStyle: endpoint.headerStyle }),
+    ...buildSignatureHeaders({
+      msgId: input.webhookId,
+      timestampSec,
+      signature,
+      headerStyle: endpoint.headerStyle,
+    }),
   };
   if (encoded.contentType) headers["content-type"] = encoded.contentType;
   const request: OutboundRequest = {

@@ -68,6 +68,12 @@ export interface Store {
   /** Re-queues every failed delivery of the endpoint created since `since`; returns how many. */
   recoverFailedDeliveries(endpointId: string, since: number, now: number): Promise<number>;
   countDeliveriesByStatus(endpointId: string, since?: number): Promise<Record<Delivery["status"], number>>;
+  /**
+   * Reserves the next send slot of a rate-limited endpoint and returns when it may start (ms).
+   * Slots are spaced 1000/rate ms apart, so no one-second window ever holds more than `rate`
+   * sends. A shared backend keeps this state in the database so the limit holds across workers.
+   */
+  reserveSendSlot(endpointId: string, ratePerSecond: number, now: number): Promise<number>;
   /** The earliest time any delivery becomes due, so an idle dispatcher knows when to wake. */
   nextDueAt(): Promise<number | undefined>;
 
@@ -106,6 +112,13 @@ export interface ClaimRequest {
   leaseUntil: number;
   /** Endpoints at their concurrency cap or out of rate budget: claiming for them would only queue. */
   excludeEndpointIds: string[];
+  /**
+   * The most rows one endpoint may hold in sending at once (its concurrency cap). A claim never
+   * takes more for an endpoint than the cap minus what it already holds (`heldByEndpoint` here;
+   * a shared backend also counts other workers' unexpired leases).
+   */
+  endpointConcurrency: number;
+  heldByEndpoint: Record<string, number>;
 }
 
 export interface ClaimedDelivery {

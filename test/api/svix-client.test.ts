@@ -1,7 +1,7 @@
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Sink, waitUntil } from "../helpers/sink.js";
 import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
+import { Sink, waitUntil } from "../helpers/sink.js";
 
 /** The official svix 1.x client drives Pigeon; a loopback sink checks every delivery's signature. */
 describe("svix client against pigeon serve", () => {
@@ -56,11 +56,19 @@ describe("svix client against pigeon serve", () => {
     expect(first.headers["webhook-id"]).toBe(msg.id);
 
     // Messages and attempts through the API.
-    expect((await svix.message.get(app.id, msg.id)).payload).toEqual({ name: "Ann Lee", email: "ann@example.test" });
+    expect((await svix.message.get(app.id, msg.id)).payload).toEqual({
+      name: "Ann Lee",
+      email: "ann@example.test",
+    });
     expect((await svix.message.get(app.id, "evt-1")).id).toBe(msg.id);
     await waitUntil(async () => (await svix.messageAttempt.listByMsg(app.id, msg.id)).data.length === 1);
     const attempts = await svix.messageAttempt.listByMsg(app.id, msg.id);
-    expect(attempts.data[0]).toMatchObject({ status: 0, responseStatusCode: 200, endpointId: endpoint.id, msgId: msg.id });
+    expect(attempts.data[0]).toMatchObject({
+      status: 0,
+      responseStatusCode: 200,
+      endpointId: endpoint.id,
+      msgId: msg.id,
+    });
     const byEndpoint = await svix.messageAttempt.listByEndpoint(app.id, endpoint.id);
     expect(byEndpoint.data.map((a) => a.msgId)).toEqual([msg.id]);
 
@@ -79,7 +87,10 @@ describe("svix client against pigeon serve", () => {
       res.writeHead(500);
       res.end("down");
     };
-    const failing = await svix.message.create(app.id, { eventType: "employee.created", payload: { name: "Cy" } });
+    const failing = await svix.message.create(app.id, {
+      eventType: "employee.created",
+      payload: { name: "Cy" },
+    });
     await waitUntil(
       async () => (await svix.endpoint.getStats(app.id, endpoint.id)).fail === 1,
       10_000,
@@ -121,10 +132,15 @@ describe("svix client against pigeon serve", () => {
       description: "x",
       schemas: { "1": { type: "object", required: ["name"], properties: { name: { type: "string" } } } },
     });
-    await expect(svix.message.create(app.id, { eventType: "employee.created", payload: { name: 42 } })).rejects.toMatchObject({
+    await expect(
+      svix.message.create(app.id, { eventType: "employee.created", payload: { name: 42 } }),
+    ).rejects.toMatchObject({
       code: 422,
     });
-    const res = await pigeon.request("POST", `/api/v1/app/${app.id}/msg`, { eventType: "employee.created", payload: {} });
+    const res = await pigeon.request("POST", `/api/v1/app/${app.id}/msg`, {
+      eventType: "employee.created",
+      payload: {},
+    });
     expect(res.status).toBe(422);
     const body = (await res.json()) as { detail: { loc: string[] }[] };
     expect(body.detail[0]!.loc).toEqual(["body", "payload", "name"]);
@@ -138,7 +154,11 @@ describe("svix client against pigeon serve", () => {
       await svix.endpoint.create(app.id, { url: sink.url(), filterTypes: ["employee.*"] });
       await svix.endpoint.create(app.id, { url: other.url(), channels: ["eu"] });
       await svix.message.create(app.id, { eventType: "invoice.paid", payload: { n: 1 } });
-      await svix.message.create(app.id, { eventType: "employee.updated", payload: { n: 2 }, channels: ["eu"] });
+      await svix.message.create(app.id, {
+        eventType: "employee.updated",
+        payload: { n: 2 },
+        channels: ["eu"],
+      });
       await sink.waitFor(1);
       await other.waitFor(1);
       await new Promise((r) => setTimeout(r, 200));
@@ -153,7 +173,12 @@ describe("svix client against pigeon serve", () => {
     const app = await pigeon.svix.application.create({ name: "A" });
     await pigeon.svix.endpoint.create(app.id, { url: sink.url() });
     const send = () =>
-      pigeon.request("POST", `/api/v1/app/${app.id}/msg`, { eventType: "x.y", payload: { a: 1 } }, { "idempotency-key": "k-1" });
+      pigeon.request(
+        "POST",
+        `/api/v1/app/${app.id}/msg`,
+        { eventType: "x.y", payload: { a: 1 } },
+        { "idempotency-key": "k-1" },
+      );
     const a = (await (await send()).json()) as { id: string };
     const b = (await (await send()).json()) as { id: string };
     expect(b.id).toBe(a.id);

@@ -1,8 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpSender, type OutboundRequest } from "../../src/delivery/http-sender.js";
+import { AddressPolicy } from "../../src/delivery/ssrf/address-policy.js";
 import { parseCidrList } from "../../src/delivery/ssrf/cidr.js";
+import { createGuardedConnector, SsrfBlockedError } from "../../src/delivery/ssrf/guarded-connect.js";
 
 // Every server here listens on loopback; nothing else is ever contacted.
 interface Seen {
@@ -62,15 +65,14 @@ const post = (url: string, extra: Partial<OutboundRequest> = {}): OutboundReques
 describe("HttpSender against loopback sinks", () => {
   let sink: Sink;
   let sender: HttpSender;
-  const hangingSockets = new Set<IncomingMessage>();
 
   beforeAll(async () => {
     sink = await startSink({
       "/ok": (_req, res) => res.writeHead(200, { "x-echo": "yes" }).end("thanks"),
       "/fail": (_req, res) => res.writeHead(500).end("boom"),
       "/redirect": (_req, res) => res.writeHead(301, { location: "/ok" }).end(),
-      "/hang": (req) => {
-        hangingSockets.add(req);
+      "/hang": () => {
+        // Never answer; stop() closes the socket.
       },
       "/drip": (_req, res) => {
         res.writeHead(200, { "content-type": "text/plain" });
@@ -259,6 +261,18 @@ describe("HttpSender SSRF guard (loopback under a policy that does not allow it)
     // The WHATWG URL parser normalises decimal and hex hosts to dotted quads before the check.
     expect((await sender.send(post(`http://2130706433:${port}/ok`))).errorCode).toBe("ssrf_blocked");
     expect((await sender.send(post(`http://0x7f.1:${port}/ok`))).errorCode).toBe("ssrf_blocked");
+    expect(sink.seen).toHaveLength(0);
+  });
+
+  it("the guarded connector alone refuses IP literals (defence in depth for direct Agent use)", async () => {
+    const agent = new Agent({ connect: createGuardedConnector(new AddressPolicy([])) });
+    try {
+      await expect(agent.request({ origin: sink.base, path: "/ok", method: "GET" })).rejects.toBeInstanceOf(
+        SsrfBlockedError,
+      );
+    } finally {
+      await agent.close();
+    }
     expect(sink.seen).toHaveLength(0);
   });
 

@@ -32,9 +32,15 @@ export interface TestPigeon {
 }
 
 /** An in-process Pigeon on a fresh SQLite file and a loopback port. */
-export async function startPigeon(env: Record<string, string> = {}, overrides: Partial<PigeonConfig> = {}): Promise<TestPigeon> {
+export async function startPigeon(
+  env: Record<string, string> = {},
+  overrides: Partial<PigeonConfig> = {},
+): Promise<TestPigeon> {
   const dir = mkdtempSync(join(tmpdir(), "pigeon-test-"));
-  const config = loadConfig({ ...TEST_ENV, PIGEON_DATA_DIR: dir, ...env }, { port: 0, host: "127.0.0.1", ...overrides });
+  const config = loadConfig(
+    { ...TEST_ENV, PIGEON_DATA_DIR: dir, ...env },
+    { port: 0, host: "127.0.0.1", ...overrides },
+  );
   const engine = new PigeonEngine(config);
   const server = createApiServer(engine, { authToken: config.authToken ?? TOKEN });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -40,7 +40,8 @@ export async function createApplication(engine: PigeonEngine, body: AppIn): Prom
     createdAt: now,
     updatedAt: now,
   };
-  if (body.uid?.startsWith("app_")) throw errors.badRequest("A uid must not start with 'app_': that prefix is for ids.", "invalid_uid");
+  if (body.uid?.startsWith("app_"))
+    throw errors.badRequest("A uid must not start with 'app_': that prefix is for ids.", "invalid_uid");
   return engine.store.createApplication(applyAppInput(blank, body, now));
 }
 
@@ -83,7 +84,10 @@ export function applicationRoutes(engine: PigeonEngine): RouteSpec[] {
       summary: "Get an application",
       tag,
       response: { status: 200, schema: ApplicationOut },
-      handler: async ({ params }) => ({ status: 200, body: applicationOut(await requireApp(engine, params.app_id!)) }),
+      handler: async ({ params }) => ({
+        status: 200,
+        body: applicationOut(await requireApp(engine, params.app_id!)),
+      }),
     },
     {
       method: "PUT",

@@ -28,7 +28,8 @@ type EpIn = Static<typeof EndpointIn>;
 type EpPatch = Static<typeof EndpointPatch>;
 
 /** Headers an endpoint may not set: they would break signing, framing or the request itself. */
-const RESERVED_HEADER = /^(host|content-length|content-type|transfer-encoding|connection|user-agent|(webhook|svix)-.*)$/i;
+const RESERVED_HEADER =
+  /^(host|content-length|content-type|transfer-encoding|connection|user-agent|(webhook|svix)-.*)$/i;
 
 function checkUrl(url: string | undefined): void {
   if (url === undefined) return;
@@ -39,11 +40,17 @@ function checkUrl(url: string | undefined): void {
     throw errors.validation([{ loc: ["body", "url"], msg: "not a valid URL", type: "value_error.url" }]);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw errors.validation([{ loc: ["body", "url"], msg: "must be an http or https URL", type: "value_error.url" }]);
+    throw errors.validation([
+      { loc: ["body", "url"], msg: "must be an http or https URL", type: "value_error.url" },
+    ]);
   }
   if (parsed.username || parsed.password) {
     throw errors.validation([
-      { loc: ["body", "url"], msg: "must not carry credentials; use endpoint headers", type: "value_error.url" },
+      {
+        loc: ["body", "url"],
+        msg: "must not carry credentials; use endpoint headers",
+        type: "value_error.url",
+      },
     ]);
   }
 }
@@ -52,7 +59,11 @@ function checkHeaders(headers: Record<string, string | null> | null | undefined)
   for (const name of Object.keys(headers ?? {})) {
     if (RESERVED_HEADER.test(name)) {
       throw errors.validation([
-        { loc: ["body", "headers", name], msg: "this header is set by Pigeon and cannot be overridden", type: "value_error.header" },
+        {
+          loc: ["body", "headers", name],
+          msg: "this header is set by Pigeon and cannot be overridden",
+          type: "value_error.header",
+        },
       ]);
     }
   }
@@ -62,14 +73,19 @@ function normalizeSecret(secret: string): string {
   const key = secret.startsWith("whsec_") ? secret : `whsec_${secret}`;
   if (!isValidSecret(key)) {
     throw errors.validation([
-      { loc: ["body", "secret"], msg: "must be whsec_ followed by 24 to 64 base64-encoded bytes", type: "value_error.secret" },
+      {
+        loc: ["body", "secret"],
+        msg: "must be whsec_ followed by 24 to 64 base64-encoded bytes",
+        type: "value_error.secret",
+      },
     ]);
   }
   return key;
 }
 
 function checkUid(uid: string | null | undefined): void {
-  if (uid?.startsWith("ep_")) throw errors.badRequest("A uid must not start with 'ep_': that prefix is for ids.", "invalid_uid");
+  if (uid?.startsWith("ep_"))
+    throw errors.badRequest("A uid must not start with 'ep_': that prefix is for ids.", "invalid_uid");
 }
 
 /** Applies create/update/patch input; `undefined` leaves a field alone, `null` clears it. */
@@ -102,7 +118,12 @@ function applyEndpointInput(ep: Endpoint, body: Partial<EpPatch>, now: number): 
 }
 
 /** A new URL must prove it wants the events, just as a new endpoint does. */
-function needsHandshake(engine: PigeonEngine, app: Application, before: Endpoint | undefined, after: Endpoint): boolean {
+function needsHandshake(
+  engine: PigeonEngine,
+  app: Application,
+  before: Endpoint | undefined,
+  after: Endpoint,
+): boolean {
   if (engine.handshakeModeFor(app) === "off") return false;
   return before === undefined || before.url !== after.url;
 }
@@ -142,7 +163,12 @@ export async function createEndpoint(engine: PigeonEngine, app: Application, inp
   return endpoint;
 }
 
-async function saveUpdate(engine: PigeonEngine, app: Application, before: Endpoint, after: Endpoint): Promise<Endpoint> {
+async function saveUpdate(
+  engine: PigeonEngine,
+  app: Application,
+  before: Endpoint,
+  after: Endpoint,
+): Promise<Endpoint> {
   const reverify = needsHandshake(engine, app, before, after);
   const next =
     reverify && engine.handshakeModeFor(app) === "required"
@@ -171,7 +197,10 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
       response: { status: 200, schema: ListResponse(EndpointOut) },
       handler: async ({ params, query }) => {
         const app = await requireApp(engine, params.app_id!);
-        return { status: 200, body: pageOut(await engine.store.listEndpoints(app.id, pageQuery(query)), endpointOut) };
+        return {
+          status: 200,
+          body: pageOut(await engine.store.listEndpoints(app.id, pageQuery(query)), endpointOut),
+        };
       },
     },
     {
@@ -273,7 +302,11 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
           .map((s) => (s.expiresAt === null ? { key: s.key, expiresAt: now + graceMs } : s))
           .filter((s) => s.expiresAt !== null && s.expiresAt > now);
         const key = input.key ? normalizeSecret(input.key) : generateSecret();
-        await engine.store.updateEndpoint({ ...endpoint, secrets: [{ key, expiresAt: null }, ...kept], updatedAt: now });
+        await engine.store.updateEndpoint({
+          ...endpoint,
+          secrets: [{ key, expiresAt: null }, ...kept],
+          updatedAt: now,
+        });
         return { status: 204 };
       },
     },
@@ -284,7 +317,10 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
       summary: "Get the endpoint's additional headers",
       tag,
       response: { status: 200, schema: EndpointHeadersOut },
-      handler: async ({ params }) => ({ status: 200, body: { headers: (await load(params)).endpoint.headers, sensitive: [] } }),
+      handler: async ({ params }) => ({
+        status: 200,
+        body: { headers: (await load(params)).endpoint.headers, sensitive: [] },
+      }),
     },
     {
       method: "PUT",
@@ -335,7 +371,13 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
         const c = await engine.store.countDeliveriesByStatus(endpoint.id, dateQuery(query, "since"));
         return {
           status: 200,
-          body: { success: c.succeeded, pending: c.pending + c.held, sending: c.sending, fail: c.failed, canceled: 0 },
+          body: {
+            success: c.succeeded,
+            pending: c.pending + c.held,
+            sending: c.sending,
+            fail: c.failed,
+            canceled: 0,
+          },
         };
       },
     },
@@ -355,7 +397,13 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
         if (count > 0) engine.dispatcher.wake();
         return {
           status: 202,
-          body: { id: newId("op", now).replace("op_", "qtask_"), status: "finished", task: "endpoint.recover", updatedAt: new Date(now).toISOString(), recovered: count },
+          body: {
+            id: newId("op", now).replace("op_", "qtask_"),
+            status: "finished",
+            task: "endpoint.recover",
+            updatedAt: new Date(now).toISOString(),
+            recovered: count,
+          },
         };
       },
     },
@@ -369,9 +417,14 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
       handler: async ({ params }) => {
         const { app, endpoint } = await load(params);
         if (engine.handshakeModeFor(app) === "off") {
-          throw errors.conflict("The handshake is off for this application; set its handshake to required or optional.", "handshake_off");
+          throw errors.conflict(
+            "The handshake is off for this application; set its handshake to required or optional.",
+            "handshake_off",
+          );
         }
-        const result = await engine.handshaker.verify(endpoint, { retry: engine.handshakeModeFor(app) === "required" });
+        const result = await engine.handshaker.verify(endpoint, {
+          retry: engine.handshakeModeFor(app) === "required",
+        });
         const after = await requireEndpoint(engine, app, endpoint.id);
         return { status: 200, body: { ...result, endpoint: endpointOut(after) } };
       },

@@ -14,10 +14,15 @@ type EtUpdate = Static<typeof EventTypeUpdate>;
 /** Every schema version must be a JSON Schema that compiles, or payloads could never be checked. */
 function checkSchemas(schemas: Record<string, unknown> | null | undefined): void {
   for (const [version, schema] of Object.entries(schemas ?? {})) {
-    const problem = typeof schema === "object" && schema !== null ? userSchemaProblem(schema) : "must be an object";
+    const problem =
+      typeof schema === "object" && schema !== null ? userSchemaProblem(schema) : "must be an object";
     if (problem) {
       throw errors.validation([
-        { loc: ["body", "schemas", version], msg: `not a valid JSON Schema: ${problem}`, type: "value_error.schema" },
+        {
+          loc: ["body", "schemas", version],
+          msg: `not a valid JSON Schema: ${problem}`,
+          type: "value_error.schema",
+        },
       ]);
     }
   }

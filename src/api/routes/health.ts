@@ -39,7 +39,12 @@ export function healthRoutes(engine: PigeonEngine): RouteSpec[] {
         return {
           status: 200,
           body: {
-            data: page.data.map((e) => ({ id: e.id, type: e.type, data: e.data, timestamp: new Date(e.createdAt).toISOString() })),
+            data: page.data.map((e) => ({
+              id: e.id,
+              type: e.type,
+              data: e.data,
+              timestamp: new Date(e.createdAt).toISOString(),
+            })),
             iterator: page.iterator,
             prevIterator: page.prevIterator,
             done: page.done,

@@ -34,10 +34,14 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
       handler: async ({ params, body, query }) => {
         const input = body as MsgIn;
         const payloadBytes = Buffer.byteLength(JSON.stringify(input.payload));
-        if (payloadBytes > engine.config.maxPayloadBytes) throw errors.payloadTooLarge(engine.config.maxPayloadBytes);
+        if (payloadBytes > engine.config.maxPayloadBytes)
+          throw errors.payloadTooLarge(engine.config.maxPayloadBytes);
         const app = await appForMessage(engine, params.app_id!, input);
         const message = await engine.publisher.publish(app, input);
-        return { status: 202, body: JSON.parse(messageOutJson(message, boolQuery(query, "with_content", true))) };
+        return {
+          status: 202,
+          body: JSON.parse(messageOutJson(message, boolQuery(query, "with_content", true))),
+        };
       },
     },
     {
@@ -86,7 +90,8 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
         const message = await engine.store.getMessage(app.id, params.msg_id!);
         if (!message) throw errors.notFound("Message", params.msg_id!);
         const endpoint = await requireEndpoint(engine, app, params.endpoint_id!);
-        if (endpoint.disabled) throw errors.conflict("The endpoint is disabled; enable it before resending.", "endpoint_disabled");
+        if (endpoint.disabled)
+          throw errors.conflict("The endpoint is disabled; enable it before resending.", "endpoint_disabled");
         const now = engine.clock.now();
         const existing = await engine.store.getDelivery(message.id, endpoint.id);
         await engine.store.requeueDelivery(

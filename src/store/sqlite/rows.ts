@@ -19,12 +19,16 @@ import type {
 
 type Row = Record<string, unknown>;
 
-const json = <T>(value: unknown, fallback: T): T => (typeof value === "string" ? (JSON.parse(value) as T) : fallback);
-const jsonOrNull = <T>(value: unknown): T | null => (typeof value === "string" ? (JSON.parse(value) as T) : null);
+const json = <T>(value: unknown, fallback: T): T =>
+  typeof value === "string" ? (JSON.parse(value) as T) : fallback;
+const jsonOrNull = <T>(value: unknown): T | null =>
+  typeof value === "string" ? (JSON.parse(value) as T) : null;
 const num = (value: unknown): number => Number(value);
-const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
+const numOrNull = (value: unknown): number | null =>
+  value === null || value === undefined ? null : Number(value);
 const str = (value: unknown): string => String(value);
-const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
+const strOrNull = (value: unknown): string | null =>
+  value === null || value === undefined ? null : String(value);
 
 export const toJson = (value: unknown): string | null =>
   value === null || value === undefined ? null : JSON.stringify(value);

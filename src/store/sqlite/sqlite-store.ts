@@ -1,4 +1,6 @@
+import type { Statement } from "better-sqlite3";
 import { errors } from "../../core/errors.js";
+import { LocalRateSlots } from "../rate-slots.js";
 import type {
   AttemptQuery,
   ClaimedDelivery,
@@ -19,7 +21,6 @@ import type {
   Page,
   PageQuery,
 } from "../types.js";
-import type { Statement } from "better-sqlite3";
 import { openSqlite, type SqliteDatabase, sqlitePathFromUrl } from "./database.js";
 import {
   applicationFromRow,
@@ -65,6 +66,7 @@ function page<T>(rows: Row[], limit: number, map: (row: Row) => T, idOf: (item: 
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
+  private readonly rateSlots = new LocalRateSlots();
   private readonly statements = new Map<string, Statement<unknown[]>>();
 
   constructor(readonly db: SqliteDatabase) {}
@@ -109,7 +111,8 @@ export class SqliteStore implements Store {
     try {
       this.run(insertSql("applications", row), row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw errors.conflict(`An application with uid '${app.uid}' already exists.`);
+      if (isUniqueViolation(error))
+        throw errors.conflict(`An application with uid '${app.uid}' already exists.`);
       throw error;
     }
     return app;
@@ -134,7 +137,8 @@ export class SqliteStore implements Store {
     try {
       this.run(updateSql("applications", row, "id"), row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw errors.conflict(`An application with uid '${app.uid}' already exists.`);
+      if (isUniqueViolation(error))
+        throw errors.conflict(`An application with uid '${app.uid}' already exists.`);
       throw error;
     }
     return app;
@@ -190,7 +194,8 @@ export class SqliteStore implements Store {
     try {
       this.run(insertSql("endpoints", row), row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
+      if (isUniqueViolation(error))
+        throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
       throw error;
     }
     return endpoint;
@@ -225,7 +230,8 @@ export class SqliteStore implements Store {
     try {
       this.run(updateSql("endpoints", row, "id"), row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
+      if (isUniqueViolation(error))
+        throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
       throw error;
     }
     return endpoint;
@@ -286,7 +292,10 @@ export class SqliteStore implements Store {
       });
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw errors.conflict(`A message with eventId '${message.eventId}' already exists.`, "duplicate_event_id");
+        throw errors.conflict(
+          `A message with eventId '${message.eventId}' already exists.`,
+          "duplicate_event_id",
+        );
       }
       throw error;
     }
@@ -334,7 +343,11 @@ export class SqliteStore implements Store {
     return page(rows, query.limit, messageFromRow, (m) => m.id);
   }
 
-  async listMessagesForEndpoint(appId: string, endpointId: string, query: MessageQuery): Promise<Page<Message>> {
+  async listMessagesForEndpoint(
+    appId: string,
+    endpointId: string,
+    query: MessageQuery,
+  ): Promise<Page<Message>> {
     const filters = this.messageFilters(query);
     const rows = this.db
       .prepare(
@@ -347,7 +360,11 @@ export class SqliteStore implements Store {
 
   // Idempotency --------------------------------------------------------------------------------
 
-  async getIdempotentResponse(scope: string, key: string, notBefore: number): Promise<StoredResponse | undefined> {
+  async getIdempotentResponse(
+    scope: string,
+    key: string,
+    notBefore: number,
+  ): Promise<StoredResponse | undefined> {
     const row = this.get(
       "SELECT status, body FROM idempotency WHERE scope = ? AND key = ? AND created_at >= ?",
       scope,
@@ -357,7 +374,12 @@ export class SqliteStore implements Store {
     return row ? { status: Number(row.status), body: String(row.body) } : undefined;
   }
 
-  async putIdempotentResponse(scope: string, key: string, response: StoredResponse, now: number): Promise<void> {
+  async putIdempotentResponse(
+    scope: string,
+    key: string,
+    response: StoredResponse,
+    now: number,
+  ): Promise<void> {
     this.run(
       "INSERT OR REPLACE INTO idempotency (scope, key, status, body, created_at) VALUES (?, ?, ?, ?, ?)",
       scope,
@@ -381,8 +403,16 @@ export class SqliteStore implements Store {
         JSON.stringify(claim.excludeEndpointIds),
         claim.limit,
       );
-      if (rows.length === 0) return [];
-      const deliveries = rows.map(deliveryFromRow);
+      // One process owns a SQLite file, so what this dispatcher holds is all that is in flight:
+      // take no more per endpoint than its cap leaves room for, and leave the rest due.
+      const room = new Map<string, number>();
+      const deliveries = rows.map(deliveryFromRow).filter((d) => {
+        const left =
+          room.get(d.endpointId) ?? claim.endpointConcurrency - (claim.heldByEndpoint[d.endpointId] ?? 0);
+        room.set(d.endpointId, left - 1);
+        return left > 0;
+      });
+      if (deliveries.length === 0) return [];
       const ids = JSON.stringify(deliveries.map((d) => d.id));
       this.run(
         `UPDATE deliveries SET status = 'sending', next_attempt_at = ?, locked_until = ?, updated_at = ?
@@ -409,7 +439,8 @@ export class SqliteStore implements Store {
         const message = messages.get(delivery.msgId);
         const endpoint = endpoints.get(delivery.endpointId);
         // Cascading deletes remove deliveries with their message or endpoint, so both exist.
-        if (message && endpoint) claimed.push({ delivery: { ...delivery, status: "sending" }, message, endpoint });
+        if (message && endpoint)
+          claimed.push({ delivery: { ...delivery, status: "sending" }, message, endpoint });
       }
       return claimed;
     });
@@ -458,7 +489,10 @@ export class SqliteStore implements Store {
   }
 
   private insertEndpointDisabledEvent(outcome: DeliveryOutcome, now: number): void {
-    const endpoint = this.get("SELECT id, app_id, uid, failing_since FROM endpoints WHERE id = ?", outcome.endpointId);
+    const endpoint = this.get(
+      "SELECT id, app_id, uid, failing_since FROM endpoints WHERE id = ?",
+      outcome.endpointId,
+    );
     const event: OperationalEvent = {
       id: `op_${outcome.deliveryId.slice(4)}`,
       type: "endpoint.disabled",
@@ -500,7 +534,13 @@ export class SqliteStore implements Store {
   }
 
   async requeueDelivery(delivery: Delivery, now: number): Promise<void> {
-    const row = deliveryToRow({ ...delivery, status: "pending", nextAttemptAt: now, manual: true, updatedAt: now });
+    const row = deliveryToRow({
+      ...delivery,
+      status: "pending",
+      nextAttemptAt: now,
+      manual: true,
+      updatedAt: now,
+    });
     this.run(
       `${insertSql("deliveries", row)} ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 'pending',
          next_attempt_at = excluded.next_attempt_at, manual = 1, updated_at = excluded.updated_at`,
@@ -519,8 +559,17 @@ export class SqliteStore implements Store {
     ).changes;
   }
 
-  async countDeliveriesByStatus(endpointId: string, since?: number): Promise<Record<Delivery["status"], number>> {
-    const counts: Record<Delivery["status"], number> = { held: 0, pending: 0, sending: 0, succeeded: 0, failed: 0 };
+  async countDeliveriesByStatus(
+    endpointId: string,
+    since?: number,
+  ): Promise<Record<Delivery["status"], number>> {
+    const counts: Record<Delivery["status"], number> = {
+      held: 0,
+      pending: 0,
+      sending: 0,
+      succeeded: 0,
+      failed: 0,
+    };
     const rows = this.all(
       "SELECT status, COUNT(*) AS n FROM deliveries WHERE endpoint_id = ? AND created_at >= ? GROUP BY status",
       endpointId,
@@ -528,6 +577,10 @@ export class SqliteStore implements Store {
     );
     for (const row of rows) counts[String(row.status) as Delivery["status"]] = Number(row.n);
     return counts;
+  }
+
+  async reserveSendSlot(endpointId: string, ratePerSecond: number, now: number): Promise<number> {
+    return this.rateSlots.reserve(endpointId, ratePerSecond, now);
   }
 
   async nextDueAt(): Promise<number | undefined> {
@@ -576,7 +629,11 @@ export class SqliteStore implements Store {
     return page(rows, query.limit, attemptFromRow, (a) => a.id);
   }
 
-  async listAttemptsByEndpoint(appId: string, endpointId: string, query: AttemptQuery): Promise<Page<Attempt>> {
+  async listAttemptsByEndpoint(
+    appId: string,
+    endpointId: string,
+    query: AttemptQuery,
+  ): Promise<Page<Attempt>> {
     const filters = this.attemptFilters({ ...query, endpointId });
     const rows = this.db
       .prepare(
