@@ -11,7 +11,7 @@ import type { Store } from "./store/store.js";
 import type { Application, Endpoint } from "./store/types.js";
 
 export interface EngineOptions {
-  store?: Store;
+  store: Store;
   clock?: Clock;
   dispatcher?: DispatcherOptions;
 }
@@ -28,11 +28,17 @@ export class PigeonEngine {
   readonly handshaker: Handshaker;
   readonly publisher: Publisher;
 
+  /** Opens the store named by the config (or uses the one given) and assembles the engine. */
+  static async create(config: Readonly<PigeonConfig>, options: Partial<EngineOptions> = {}): Promise<PigeonEngine> {
+    const store = options.store ?? (await openStore(config.databaseUrl));
+    return new PigeonEngine(config, { ...options, store });
+  }
+
   constructor(
     readonly config: Readonly<PigeonConfig>,
-    options: EngineOptions = {},
+    options: EngineOptions,
   ) {
-    this.store = options.store ?? openStore(config.databaseUrl);
+    this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.sender = new HttpSender({
       allowedNetworks: parseCidrList(config.allowedNetworks),
@@ -56,12 +62,16 @@ export class PigeonEngine {
     this.publisher = new Publisher(this.store, this.clock, () => this.dispatcher.wake());
   }
 
+  private unsubscribe: (() => void) | undefined;
+
   start(): void {
+    this.unsubscribe = this.store.onNewWork(() => this.dispatcher.wake());
     this.dispatcher.start();
     this.handshaker.start();
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
     this.handshaker.stop();
     await this.dispatcher.stop();
     await this.sender.close();

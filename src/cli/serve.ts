@@ -12,7 +12,7 @@ export interface RunningServer {
 /** Starts the API and the delivery engine; resolves once the port is listening. */
 export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServer> {
   const admin = resolveAdminToken(config.authToken, config.dataDir);
-  const engine = new PigeonEngine(config);
+  const engine = await PigeonEngine.create(config);
   const server = createApiServer(engine, { authToken: admin.token });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -17,6 +17,12 @@ import type {
 export interface Store {
   readonly kind: "sqlite" | "postgres";
   close(): Promise<void>;
+  /**
+   * Calls `listener` when another process may have queued work (PostgreSQL LISTEN/NOTIFY).
+   * A backend owned by one process never calls it: the publisher wakes the dispatcher directly.
+   * Returns an unsubscribe function.
+   */
+  onNewWork(listener: () => void): () => void;
 
   // Applications. `idOrUid` accepts the `app_` id or the caller's uid, as Svix does.
   createApplication(app: Application): Promise<Application>;

@@ -41,7 +41,7 @@ export async function startPigeon(
     { ...TEST_ENV, PIGEON_DATA_DIR: dir, ...env },
     { port: 0, host: "127.0.0.1", ...overrides },
   );
-  const engine = new PigeonEngine(config);
+  const engine = await PigeonEngine.create(config);
   const server = createApiServer(engine, { authToken: config.authToken ?? TOKEN });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   engine.start();

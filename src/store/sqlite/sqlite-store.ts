@@ -104,6 +104,11 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
+  onNewWork(_listener: () => void): () => void {
+    // One process owns the file; the publisher wakes its own dispatcher.
+    return () => {};
+  }
+
   // Applications -------------------------------------------------------------------------------
 
   async createApplication(app: Application): Promise<Application> {
