@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
+
+/** Everything a client can get wrong gets a 4xx with a stable code and a message; never a 500. */
+describe("bad input", () => {
+  let pigeon: TestPigeon;
+  let appId: string;
+  let endpointId: string;
+
+  beforeAll(async () => {
+    pigeon = await startPigeon({ PIGEON_MAX_PAYLOAD_BYTES: "2048" });
+    appId = (await pigeon.svix.application.create({ name: "A", uid: "taken" })).id;
+    endpointId = (await pigeon.svix.endpoint.create(appId, { url: "https://hooks.example.invalid/x", uid: "ep-taken" })).id;
+  });
+  afterAll(async () => {
+    await pigeon.close();
+  });
+
+  async function expectError(res: Response, status: number, code: string, mentions?: string) {
+    expect(res.status).toBe(status);
+    const body = (await res.json()) as { code: string; detail: unknown };
+    expect(body.code).toBe(code);
+    const text = JSON.stringify(body.detail);
+    expect(text.length).toBeGreaterThan(5);
+    if (mentions) expect(text).toContain(mentions);
+    return body;
+  }
+
+  it("malformed JSON → 400 invalid_json", async () => {
+    await expectError(await pigeon.request("POST", "/api/v1/app", "{name: oops"), 400, "invalid_json", "not valid JSON");
+  });
+
+  it("wrong types → 422 naming the field", async () => {
+    const body = await expectError(await pigeon.request("POST", "/api/v1/app", { name: 42 }), 422, "validation_error");
+    expect(body.detail).toEqual([expect.objectContaining({ loc: ["body", "name"] })]);
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", payload: "not an object" }),
+      422,
+      "validation_error",
+      "payload",
+    );
+    await expectError(await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { payload: {} }), 422, "validation_error", "eventType");
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "https://x.invalid/", rateLimit: -1 }),
+      422,
+      "validation_error",
+      "rateLimit",
+    );
+    await expectError(await pigeon.request("POST", "/api/v1/app", { name: "x", surprise: true }), 422, "validation_error", "surprise");
+  });
+
+  it("missing body → 422", async () => {
+    await expectError(await pigeon.request("POST", "/api/v1/app"), 422, "validation_error", "body");
+  });
+
+  it("unknown app, endpoint, message → 404", async () => {
+    await expectError(await pigeon.request("GET", "/api/v1/app/app_nope"), 404, "not_found", "app_nope");
+    await expectError(
+      await pigeon.request("POST", "/api/v1/app/nope/msg", { eventType: "a.b", payload: {} }),
+      404,
+      "not_found",
+      "nope",
+    );
+    await expectError(await pigeon.request("GET", `/api/v1/app/${appId}/endpoint/ep_missing`), 404, "not_found");
+    await expectError(await pigeon.request("GET", `/api/v1/app/${appId}/msg/msg_missing`), 404, "not_found");
+    await expectError(await pigeon.request("GET", "/api/v1/nothing-here"), 404, "not_found");
+  });
+
+  it("payload over the limit → 413", async () => {
+    const res = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", payload: { big: "x".repeat(4096) } });
+    await expectError(res, 413, "payload_too_large", "2048");
+    const huge = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", payload: { big: "x".repeat(200_000) } });
+    await expectError(huge, 413, "payload_too_large");
+  });
+
+  it("invalid URL → 422", async () => {
+    await expectError(await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "not a url" }), 422, "validation_error", "url");
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "ftp://files.example.invalid/x" }),
+      422,
+      "validation_error",
+      "http or https",
+    );
+  });
+
+  it("bad secret → 422", async () => {
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "https://x.invalid/", secret: "whsec_short" }),
+      422,
+      "validation_error",
+      "secret",
+    );
+  });
+
+  it("duplicate uid → 409", async () => {
+    await expectError(await pigeon.request("POST", "/api/v1/app", { name: "B", uid: "taken" }), 409, "conflict", "taken");
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "https://x.invalid/", uid: "ep-taken" }),
+      409,
+      "conflict",
+      "ep-taken",
+    );
+  });
+
+  it("duplicate eventId → 409", async () => {
+    const first = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", eventId: "e1", payload: {} });
+    expect(first.status).toBe(202);
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", eventId: "e1", payload: {} }),
+      409,
+      "duplicate_event_id",
+      "e1",
+    );
+  });
+
+  it("reserved endpoint headers → 422", async () => {
+    await expectError(
+      await pigeon.request("PUT", `/api/v1/app/${appId}/endpoint/${endpointId}/headers`, { headers: { "webhook-id": "x" } }),
+      422,
+      "validation_error",
+      "webhook-id",
+    );
+  });
+
+  it("bad query parameters → 422 naming the parameter", async () => {
+    await expectError(await pigeon.request("GET", "/api/v1/app?limit=0"), 422, "validation_error", "limit");
+    await expectError(await pigeon.request("GET", `/api/v1/app/${appId}/msg?before=yesterday`), 422, "validation_error", "before");
+  });
+
+  it("non-JSON content type → 415", async () => {
+    await expectError(
+      await pigeon.request("POST", "/api/v1/app", "name=x", { "content-type": "application/x-www-form-urlencoded" }),
+      415,
+      "unsupported_media_type",
+    );
+  });
+
+  it("wrong method → 405", async () => {
+    await expectError(await pigeon.request("DELETE", "/api/v1/app"), 405, "method_not_allowed");
+  });
+
+  it("missing or wrong token → 401", async () => {
+    const none = await fetch(`${pigeon.baseUrl}/api/v1/app`);
+    await expectError(none, 401, "authentication_failed", "Bearer");
+    const wrong = await fetch(`${pigeon.baseUrl}/api/v1/app`, { headers: { authorization: "Bearer nope" } });
+    await expectError(wrong, 401, "authentication_failed");
+    const health = await fetch(`${pigeon.baseUrl}/api/v1/health`);
+    expect(health.status).toBe(204);
+  });
+
+  it("an invalid JSON Schema on an event type → 422", async () => {
+    await expectError(
+      await pigeon.request("POST", "/api/v1/event-type", { name: "bad.schema", description: "x", schemas: { "1": { type: 12 } } }),
+      422,
+      "validation_error",
+      "JSON Schema",
+    );
+  });
+});
