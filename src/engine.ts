@@ -6,6 +6,10 @@ import { HttpSender } from "./delivery/http-sender.js";
 import { Publisher } from "./delivery/publisher.js";
 import { RetryPolicy } from "./delivery/retry-policy.js";
 import { parseCidrList } from "./delivery/ssrf/cidr.js";
+import { inboundSettings } from "./inbound/config.js";
+import { Forwarder } from "./inbound/forwarder.js";
+import { InboundService, type InboundSettings } from "./inbound/service.js";
+import { inboxStoreFor } from "./inbound/store/open-inbox-store.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import type { Application, Endpoint } from "./store/types.js";
@@ -14,6 +18,8 @@ export interface EngineOptions {
   store: Store;
   clock?: Clock;
   dispatcher?: DispatcherOptions;
+  /** Overrides of the inbound settings read from the config and PIGEON_INBOUND_* variables. */
+  inbound?: Partial<InboundSettings>;
 }
 
 /**
@@ -27,6 +33,8 @@ export class PigeonEngine {
   readonly dispatcher: Dispatcher;
   readonly handshaker: Handshaker;
   readonly publisher: Publisher;
+  /** The receiving side: sources, `/in/{source}` intake, inbox processor, `inbound.on(type, fn)`. */
+  readonly inbound: InboundService;
 
   /** Opens the store named by the config (or uses the one given) and assembles the engine. */
   static async create(config: Readonly<PigeonConfig>, options: Partial<EngineOptions> = {}): Promise<PigeonEngine> {
@@ -60,6 +68,14 @@ export class PigeonEngine {
       () => this.dispatcher.wake(),
     );
     this.publisher = new Publisher(this.store, this.clock, () => this.dispatcher.wake());
+    this.inbound = new InboundService(
+      {
+        inbox: inboxStoreFor(this.store),
+        clock: this.clock,
+        forwarder: new Forwarder(this.store, this.publisher),
+      },
+      { ...inboundSettings(config), ...options.inbound },
+    );
   }
 
   private unsubscribe: (() => void) | undefined;
@@ -68,10 +84,12 @@ export class PigeonEngine {
     this.unsubscribe = this.store.onNewWork(() => this.dispatcher.wake());
     this.dispatcher.start();
     this.handshaker.start();
+    void this.inbound.start();
   }
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    await this.inbound.stop();
     this.handshaker.stop();
     await this.dispatcher.stop();
     await this.sender.close();

@@ -6,3 +6,5 @@ export { generateSecret } from "./signing/secrets.js";
 export { signPayload, verifyPayload } from "./signing/standard-webhooks.js";
 export { SqliteStore } from "./store/sqlite/sqlite-store.js";
 export type { Store } from "./store/store.js";
+export * from "./inbound/index.js";
+export { createReceiver, handshake, type Receiver, type ReceiverOptions, verify, verifyRequest } from "./receiver/index.js";

@@ -1,4 +1,5 @@
 import { type TSchema, Type } from "@sinclair/typebox";
+import { PROVIDER_NAMES } from "../inbound/providers/index.js";
 
 /**
  * The wire schemas, named as in Svix's OpenAPI document. Requests are validated with them and the
@@ -272,3 +273,150 @@ export function ListResponse(item: TSchema) {
     done: Type.Boolean(),
   });
 }
+
+// Inbound sources (Pigeon extension) ----------------------------------------------------------
+
+const ProviderNameSchema = Type.Union(
+  PROVIDER_NAMES.map((name) => Type.Literal(name)),
+  { description: "How the sender signs its requests." },
+);
+
+/** Exactly one of the two; the route says which is missing when neither or both are given. */
+const FieldRefSchema = Type.Object(
+  {
+    pointer: Type.Optional(Type.String({ maxLength: 1024, description: "RFC 6901 pointer into the JSON body" })),
+    header: Type.Optional(Type.String({ maxLength: 256, description: "Request header name" })),
+  },
+  { additionalProperties: false },
+);
+
+const GenericHmacSchema = Type.Object(
+  {
+    header: Type.String({ minLength: 1, maxLength: 256 }),
+    algorithm: Type.Union([Type.Literal("sha1"), Type.Literal("sha256"), Type.Literal("sha512")]),
+    encoding: Type.Union([Type.Literal("hex"), Type.Literal("base64")]),
+    prefix: Type.Optional(Type.String({ maxLength: 64 })),
+    signed: Type.Union([Type.Literal("body"), Type.Literal("timestamp+body")]),
+    timestampHeader: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    separator: Type.Optional(Type.String({ maxLength: 16 })),
+    eventIdHeader: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    eventIdPointer: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SourceOptionsSchema = Type.Object(
+  {
+    toleranceSec: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 604800, description: "Signed-timestamp tolerance; default 300, 0 off." }),
+    ),
+    publicUrl: Type.Optional(Type.String({ format: "uri", description: "URL the provider calls (Twilio, Square)." })),
+    generic: Type.Optional(GenericHmacSchema),
+    apiKeyHeader: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    verifyToken: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    allowSha1: Type.Optional(Type.Boolean()),
+    eventIdHeader: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    eventIdPointer: Type.Optional(Type.String({ maxLength: 1024 })),
+    eventType: Type.Optional(FieldRefSchema),
+    orderingKey: Type.Optional(FieldRefSchema),
+    eventTime: Type.Optional(FieldRefSchema),
+    staleAction: Type.Optional(Type.Union([Type.Literal("skip"), Type.Literal("deliver")])),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: "Default 8." })),
+    ratePerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: "Default 8." })),
+    retryBaseMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400000, description: "Default 1000." })),
+    retryMaxMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 604800000, description: "Default 600000." })),
+    handlerTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 900000, description: "Default 30000." })),
+    forward: Type.Optional(
+      Type.Object(
+        {
+          appId: Type.String({ minLength: 1, maxLength: 256 }),
+          eventType: Type.Optional(EventTypeName),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { title: "SourceOptions", additionalProperties: false },
+);
+
+export const SourceIn = Type.Object(
+  {
+    uid: Opt(Uid),
+    name: Type.String({ minLength: 1, maxLength: 256 }),
+    provider: ProviderNameSchema,
+    secrets: Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), {
+      maxItems: 16,
+      description: "Every secret that may sign (several during a rotation). Empty only for provider none.",
+    }),
+    options: Opt(SourceOptionsSchema),
+  },
+  { title: "SourceIn", additionalProperties: false },
+);
+
+export const SourcePatch = Type.Partial(SourceIn, { title: "SourcePatch", additionalProperties: false });
+
+const InboxStatusSchema = Type.Union(
+  ["received", "processing", "processed", "failed", "duplicate", "stale"].map((s) => Type.Literal(s)),
+);
+
+export const SourceStatsOut = Type.Object(
+  {
+    received: Type.Integer(),
+    processing: Type.Integer(),
+    processed: Type.Integer(),
+    failed: Type.Integer(),
+    duplicate: Type.Integer(),
+    stale: Type.Integer(),
+    verificationFailures: Type.Integer(),
+    lastVerificationFailureAt: Nullable(Type.String({ format: "date-time" })),
+    lastVerificationFailureCode: Nullable(Type.String()),
+  },
+  { title: "SourceStats" },
+);
+
+export const SourceOut = Type.Object(
+  {
+    id: Type.String(),
+    uid: Nullable(Type.String()),
+    name: Type.String(),
+    provider: Type.String(),
+    ingestUrl: Type.String({ description: "Give this URL to the provider." }),
+    ingestPath: Type.String(),
+    secretCount: Type.Integer({ description: "Secrets are write-only; this is how many are set." }),
+    options: SourceOptionsSchema,
+    stats: SourceStatsOut,
+    createdAt: Type.String({ format: "date-time" }),
+    updatedAt: Type.String({ format: "date-time" }),
+  },
+  { title: "SourceOut" },
+);
+
+export const InboxItemOut = Type.Object(
+  {
+    id: Type.String(),
+    sourceId: Type.String(),
+    status: InboxStatusSchema,
+    eventId: Nullable(Type.String()),
+    eventType: Nullable(Type.String()),
+    eventTime: Nullable(Type.String({ format: "date-time" })),
+    orderingKey: Nullable(Type.String()),
+    duplicateOf: Nullable(Type.String()),
+    method: Type.String(),
+    path: Type.String(),
+    query: Type.String(),
+    headers: Type.Record(Type.String(), Type.String()),
+    contentType: Nullable(Type.String()),
+    bodyKind: Type.Union([Type.Literal("json"), Type.Literal("form"), Type.Literal("xml"), Type.Literal("other")]),
+    bodySize: Type.Integer(),
+    body: Type.Optional(Nullable(Type.String({ description: "The body as text when it is UTF-8." }))),
+    bodyBase64: Type.Optional(Nullable(Type.String({ description: "The body when it is not UTF-8." }))),
+    attempts: Type.Integer(),
+    nextAttemptAt: Nullable(Type.String({ format: "date-time" })),
+    lastError: Nullable(Type.String()),
+    stale: Type.Boolean(),
+    receivedAt: Type.String({ format: "date-time" }),
+    processedAt: Nullable(Type.String({ format: "date-time" })),
+  },
+  { title: "InboxItemOut" },
+);

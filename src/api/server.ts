@@ -10,7 +10,9 @@ import { applicationRoutes } from "./routes/applications.js";
 import { endpointRoutes } from "./routes/endpoints.js";
 import { eventTypeRoutes } from "./routes/event-types.js";
 import { healthRoutes } from "./routes/health.js";
+import { ingestRoutes, isIngestPath } from "./routes/ingest.js";
 import { messageRoutes } from "./routes/messages.js";
+import { sourceRoutes } from "./routes/sources.js";
 
 export const PIGEON_VERSION = "0.1.0";
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -37,6 +39,8 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
     ...eventTypeRoutes(engine),
     ...endpointRoutes(engine),
     ...messageRoutes(engine),
+    ...sourceRoutes(engine),
+    ...ingestRoutes(engine),
   );
   const openApiText = JSON.stringify(buildOpenApi(router.all, PIGEON_VERSION));
   router.add({
@@ -107,6 +111,11 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
+    // Webhooks from providers: no admin token, raw body to the verifier, group-committed inbox.
+    if (isIngestPath(req.url)) {
+      engine.inbound.listener(req, res);
+      return;
+    }
     run(req, res).catch((error: unknown) => {
       if (res.headersSent) {
         res.destroy();

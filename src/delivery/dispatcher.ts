@@ -27,6 +27,9 @@ export interface DispatcherOptions {
   flushBatchSize?: number;
 }
 
+/** How long outcomes wait to share a commit. */
+const FLUSH_DELAY_MS = 4;
+
 /** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
 
@@ -126,14 +129,24 @@ export class Dispatcher {
     return queue;
   }
 
-  /** What each endpoint holds here; an endpoint at its cap is left out of the next claim. */
+  /**
+   * How many rows one endpoint may hold here (sending plus queued). A store owned by this process
+   * alone (SQLite) lets us hold two more caps' worth queued, so claims come in batches rather than
+   * one row per freed slot. A shared store counts held rows against the cap across all workers,
+   * so there we hold only what we send.
+   */
+  private get endpointHoldLimit(): number {
+    return this.store.kind === "sqlite" ? this.config.endpointConcurrency * 3 : this.config.endpointConcurrency;
+  }
+
+  /** What each endpoint holds here; an endpoint at its hold limit is left out of the next claim. */
   private holdings(): { held: Record<string, number>; saturated: string[] } {
     const held: Record<string, number> = {};
     const saturated: string[] = [];
     for (const [id, queue] of this.queues) {
       const n = queue.active + queue.waiting.length;
       held[id] = n;
-      if (n >= this.config.endpointConcurrency) saturated.push(id);
+      if (n >= this.endpointHoldLimit) saturated.push(id);
     }
     return { held, saturated };
   }
@@ -153,7 +166,7 @@ export class Dispatcher {
             limit: Math.min(room, this.claimBatchSize),
             leaseUntil: now + this.config.leaseMs,
             excludeEndpointIds: saturated,
-            endpointConcurrency: this.config.endpointConcurrency,
+            endpointConcurrency: this.endpointHoldLimit,
             heldByEndpoint: held,
           });
           for (const item of claimed) {
@@ -184,8 +197,12 @@ export class Dispatcher {
     if (!this.running) return;
     let delay = this.config.pollIntervalMs;
     try {
+      // Work due already but not claimed belongs to endpoints at their cap: their completions
+      // will ask for the next claim. The timer is for work that comes due later (retries) and
+      // for the poll that catches what another process queued.
       const next = await this.store.nextDueAt();
-      if (next !== undefined) delay = Math.max(0, Math.min(delay, next - this.clock.now()));
+      const now = this.clock.now();
+      if (next !== undefined && next > now) delay = Math.min(delay, next - now);
     } catch {
       // The poll interval is the safety net when the store cannot answer.
     }
@@ -240,8 +257,21 @@ export class Dispatcher {
     this.scheduleFlush();
     this.pump(item.endpoint.id, this.queues.get(item.endpoint.id) ?? queue);
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-    // Freed capacity: claim more, unless a claim is already running (it will see the room).
-    if (this.running) this.wake();
+    // Freed capacity: claim more once this turn's completions are in, and only when this
+    // endpoint's queue runs low; a claim per completion would cost more than the sends.
+    const left = this.queues.get(item.endpoint.id)?.waiting.length ?? 0;
+    if (left <= this.config.endpointConcurrency / 2) this.requestClaim();
+  }
+
+  private claimRequested = false;
+
+  private requestClaim(): void {
+    if (!this.running || this.claimRequested) return;
+    this.claimRequested = true;
+    setImmediate(() => {
+      this.claimRequested = false;
+      this.wake();
+    });
   }
 
   private skipDisabled(item: ClaimedDelivery): DeliveryOutcome {
@@ -303,11 +333,12 @@ export class Dispatcher {
     }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // setImmediate lets every send that completed in this turn join one transaction (group commit).
-    setImmediate(() => {
+    // Group commit: outcomes of the next few milliseconds share one durable transaction. Only
+    // the record waits; sending goes on, and a crash meanwhile just re-sends those deliveries.
+    setTimeout(() => {
       this.flushScheduled = false;
       void this.flush();
-    });
+    }, FLUSH_DELAY_MS);
   }
 
   /** Writes buffered outcomes; one flush at a time, so their order on disk is their order here. */

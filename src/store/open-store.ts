@@ -1,12 +1,12 @@
 import { SqliteStore } from "./sqlite/sqlite-store.js";
 import type { Store } from "./store.js";
 
-/** Picks the backend from PIGEON_DATABASE_URL: postgres:// URLs need the PostgreSQL store. */
+/** Picks the backend from PIGEON_DATABASE_URL: postgres:// URLs open the PostgreSQL store. */
 export async function openStore(databaseUrl: string): Promise<Store> {
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new Error(
-      "PIGEON_DATABASE_URL: PostgreSQL is not available in this build yet; use a SQLite path (the default).",
-    );
+    // Loaded on demand: an embedded SQLite deployment never needs the pg driver.
+    const { PostgresStore } = await import("./postgres/postgres-store.js");
+    return PostgresStore.open(databaseUrl);
   }
   return SqliteStore.open(databaseUrl);
 }

@@ -192,7 +192,7 @@ describe("automatic disabling", () => {
       const app = await pigeon.svix.application.create({ name: "D" });
       const ep = await pigeon.svix.endpoint.create(app.id, { url: sink.url() });
       await pigeon.svix.message.create(app.id, { eventType: "a.b", payload: {} });
-      await waitUntil(async () => (await pigeon.svix.endpoint.get(app.id, ep.id)).disabled, 10_000, "disabled");
+      await waitUntil(async () => (await pigeon.svix.endpoint.get(app.id, ep.id)).disabled === true, 10_000, "disabled");
       const events = (await (await pigeon.request("GET", "/api/v1/operational-event")).json()) as {
         data: { type: string; data: { reason: string } }[];
       };

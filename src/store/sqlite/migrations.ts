@@ -87,9 +87,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL,
     UNIQUE (msg_id, endpoint_id)
   );
-  -- The claim scans due work in time order; a partial index keeps finished rows out of it.
-  CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status IN ('pending', 'sending');
   CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, status, created_at);
+  -- Claims probe one endpoint at a time, so an endpoint at its cap never has to be scanned past.
+  CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at)
+    WHERE status IN ('pending', 'sending');
 
   CREATE TABLE attempts (
     id TEXT PRIMARY KEY,
@@ -123,6 +124,64 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     app_id TEXT,
     data TEXT NOT NULL,
     created_at INTEGER NOT NULL
+  );
+  `,
+  // 2: inbound sources, the inbox and ordering marks (src/inbound/store/sqlite-inbox-store.ts)
+  `
+  CREATE TABLE inbound_sources (
+    id TEXT PRIMARY KEY,
+    uid TEXT UNIQUE,
+    name TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    verify_failures INTEGER NOT NULL DEFAULT 0,
+    last_verify_failure_at INTEGER,
+    last_verify_failure_code TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  -- dedupe_key is the provider's event id on the first copy only; duplicates and id-less events
+  -- keep NULL there (NULLs never collide), so the unique index is what decides "duplicate".
+  CREATE TABLE inbox_items (
+    id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES inbound_sources(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    dedupe_key TEXT,
+    event_id TEXT,
+    duplicate_of TEXT,
+    event_type TEXT,
+    event_time INTEGER,
+    ordering_key TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    content_type TEXT,
+    body_kind TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_error TEXT,
+    stale INTEGER NOT NULL DEFAULT 0,
+    received_at INTEGER NOT NULL,
+    processed_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (source_id, dedupe_key)
+  );
+  -- As for deliveries: a claimed item keeps its lease end in next_attempt_at, so one partial
+  -- index serves new items, retries and items whose worker died.
+  CREATE INDEX inbox_due ON inbox_items(next_attempt_at, id) WHERE status IN ('received', 'processing');
+  CREATE INDEX inbox_source ON inbox_items(source_id, id);
+  CREATE INDEX inbox_source_status ON inbox_items(source_id, status, id);
+
+  CREATE TABLE inbound_order_marks (
+    source_id TEXT NOT NULL REFERENCES inbound_sources(id) ON DELETE CASCADE,
+    ordering_key TEXT NOT NULL,
+    newest_event_time INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    PRIMARY KEY (source_id, ordering_key)
   );
   `,
 ];

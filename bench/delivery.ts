@@ -1,0 +1,182 @@
+/**
+ * Delivery benchmark. Prints JSON and a table; never passes or fails.
+ *
+ * - raw ceiling: an undici POST loop (64 connections, like Pigeon's sender) to a loopback sink;
+ * - Pigeon's sustained delivery rate to the same sink: `pigeon serve` (SQLite, synchronous=FULL)
+ *   draining a preloaded backlog of 20,000 deliveries, measured between the 10th and 90th
+ *   percentile arrivals at the sink (steady state);
+ * - accepted→received latency at a fixed 500 msg/s (API request start → arrival at the sink);
+ * - healthy endpoints' rate with and without a hung endpoint beside them.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Agent } from "undici";
+import { createApplication } from "../src/api/routes/applications.js";
+import { createEndpoint } from "../src/api/routes/endpoints.js";
+import { loadConfig } from "../src/core/config.js";
+import { PigeonEngine } from "../src/engine.js";
+import { freePort, PigeonProcess } from "../test/helpers/child.js";
+import { percentile, printTable, round, SinkProcess, steadyRate } from "./harness.js";
+
+const TOKEN = "bench-token";
+const RAW_REQUESTS = 20_000;
+const CONCURRENCY = 64;
+const PAYLOAD = { type: "employee.created", data: { id: 0, name: "Ann Lee", email: "ann@example.test", department: "R&D" } };
+
+async function rawCeiling(sink: SinkProcess): Promise<number> {
+  const agent = new Agent({ connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 30_000 });
+  const origin = sink.url("");
+  const body = JSON.stringify(PAYLOAD);
+  let next = 0;
+  const worker = async () => {
+    while (next < RAW_REQUESTS) {
+      next++;
+      const res = await agent.request({
+        origin,
+        path: "/raw",
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      await res.body.text();
+    }
+  };
+  await sink.reset();
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await agent.close();
+  return RAW_REQUESTS / seconds;
+}
+
+function benchEnv(dir: string): Record<string, string> {
+  return {
+    PIGEON_DATA_DIR: dir,
+    PIGEON_AUTH_TOKEN: TOKEN,
+    PIGEON_ALLOWED_NETWORKS: "127.0.0.0/8",
+    PIGEON_HANDSHAKE: "off",
+  };
+}
+
+/** Writes a backlog straight into a fresh SQLite file (through the real publisher), before Pigeon starts. */
+async function preload(dir: string, urls: { url: string; timeoutMs?: number }[], messages: number): Promise<void> {
+  const engine = await PigeonEngine.create(loadConfig(benchEnv(dir)));
+  const app = await createApplication(engine, { name: "bench" });
+  for (const { url, timeoutMs } of urls) await createEndpoint(engine, app, { url, timeoutMs });
+  for (let i = 0; i < messages; i++) {
+    await engine.publisher.publish(app, { eventType: "employee.created", payload: { ...PAYLOAD, seq: i } });
+  }
+  await engine.stop();
+}
+
+/** Starts Pigeon on a preloaded backlog and measures first-to-last arrival of `expected` requests. */
+async function drain(sink: SinkProcess, dir: string, expected: number): Promise<{ rate: number; seconds: number }> {
+  await sink.reset();
+  const pigeon = new PigeonProcess(await freePort(), benchEnv(dir));
+  await pigeon.start();
+  const deadline = Date.now() + 300_000;
+  let stats = await sink.stats();
+  while (stats.total < expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    stats = await sink.stats();
+  }
+  await pigeon.stop();
+  return { rate: steadyRate(stats.times), seconds: (stats.lastAt - stats.firstAt) / 1000 };
+}
+
+async function latencyAt(sink: SinkProcess, ratePerSecond: number, seconds: number) {
+  const dir = mkdtempSync(join(tmpdir(), "pigeon-bench-lat-"));
+  const pigeon = new PigeonProcess(await freePort(), benchEnv(dir));
+  await pigeon.start();
+  const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  const agent = new Agent({ connections: 32 });
+  const call = async (path: string, body: unknown) => {
+    const res = await agent.request({ origin: pigeon.baseUrl, path, method: "POST", headers, body: JSON.stringify(body) });
+    const text = await res.body.text();
+    return JSON.parse(text) as { id: string };
+  };
+  const app = await call("/api/v1/app", { name: "latency" });
+  await call(`/api/v1/app/${app.id}/endpoint`, { url: sink.url("/lat") });
+  await sink.reset();
+  const total = ratePerSecond * seconds;
+  const sentAt = new Array<number>(total);
+  const started = Date.now();
+  const inflight: Promise<unknown>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / ratePerSecond;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sentAt[i] = Date.now();
+    inflight.push(call(`/api/v1/app/${app.id}/msg`, { eventType: "employee.created", payload: { seq: i } }));
+  }
+  await Promise.all(inflight);
+  let stats = await sink.stats();
+  const deadline = Date.now() + 30_000;
+  while (stats.seqArrivals.length < total && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    stats = await sink.stats();
+  }
+  await agent.close();
+  await pigeon.stop();
+  rmSync(dir, { recursive: true, force: true });
+  const latencies = stats.seqArrivals.map(([seq, at]) => at - sentAt[seq]!).sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), received: latencies.length, sent: total };
+}
+
+export async function runDeliveryBench() {
+  const sink = await SinkProcess.start();
+  try {
+    console.error("delivery bench: raw undici ceiling…");
+    const raw = await rawCeiling(sink);
+
+    console.error("delivery bench: Pigeon sustained rate (20,000 deliveries)…");
+    const sustainedDir = mkdtempSync(join(tmpdir(), "pigeon-bench-"));
+    const four = ["/a", "/b", "/c", "/d"].map((p) => ({ url: sink.url(p) }));
+    await preload(sustainedDir, four, 5_000);
+    const sustained = await drain(sink, sustainedDir, 20_000);
+    rmSync(sustainedDir, { recursive: true, force: true });
+
+    console.error("delivery bench: latency at 500 msg/s…");
+    const latency = await latencyAt(sink, 500, 6);
+
+    console.error("delivery bench: hung neighbour…");
+    const aloneDir = mkdtempSync(join(tmpdir(), "pigeon-bench-"));
+    await preload(aloneDir, four, 5_000);
+    const alone = await drain(sink, aloneDir, 20_000);
+    rmSync(aloneDir, { recursive: true, force: true });
+    const hungDir = mkdtempSync(join(tmpdir(), "pigeon-bench-"));
+    await preload(hungDir, [...four, { url: sink.url("/hang"), timeoutMs: 30_000 }], 5_000);
+    const withHung = await drain(sink, hungDir, 20_000);
+    rmSync(hungDir, { recursive: true, force: true });
+
+    const result = {
+      rawCeilingReqPerSec: round(raw),
+      pigeonDeliveriesPerSec: round(sustained.rate),
+      ratio: round(sustained.rate / raw, 2),
+      latencyAt500: { p50Ms: latency.p50, p99Ms: latency.p99, received: latency.received, sent: latency.sent },
+      healthyRateAloneReqPerSec: round(alone.rate),
+      healthyRateWithHungReqPerSec: round(withHung.rate),
+      lostToHungNeighbourPct: round((1 - withHung.rate / alone.rate) * 100, 1),
+    };
+    printTable("Delivery (SQLite, synchronous=FULL)", [
+      ["raw undici POST loop (req/s)", result.rawCeilingReqPerSec],
+      ["Pigeon sustained delivery (req/s)", result.pigeonDeliveriesPerSec],
+      ["ratio (goal ≥ 0.5)", result.ratio],
+      ["latency p50 at 500 msg/s (ms)", result.latencyAt500.p50Ms],
+      ["latency p99 at 500 msg/s (ms, goal < 50)", result.latencyAt500.p99Ms],
+      ["healthy rate, alone (req/s)", result.healthyRateAloneReqPerSec],
+      ["healthy rate, hung neighbour (req/s)", result.healthyRateWithHungReqPerSec],
+      ["lost to hung neighbour (%, goal < 5)", result.lostToHungNeighbourPct],
+    ]);
+    return result;
+  } finally {
+    sink.stop();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await runDeliveryBench();
+  console.log(JSON.stringify({ delivery: result }, null, 2));
+  process.exit(0);
+}

@@ -1,0 +1,152 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Clock } from "../core/clock.js";
+import { newId } from "../core/ids.js";
+import { bodyKindOf, extract } from "./extract.js";
+import type { FailureCounter } from "./failure-counter.js";
+import { GroupCommit } from "./group-commit.js";
+import { answerHandshake, verifyInbound } from "./providers/index.js";
+import { toInboundRequest } from "./providers/request.js";
+import { providerOptions } from "./source-options.js";
+import type { InboxStore } from "./store/inbox-store.js";
+import type { InsertOutcome, NewInboxItem, Source } from "./types.js";
+
+/** A request as read off the wire, before Pigeon looks at it. */
+export interface RawRequest {
+  method: string;
+  /** Path and query exactly as requested (`req.url`). */
+  target: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** The complete HTTP answer; header names lower-case. */
+export interface IntakeAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function jsonAnswer(status: number, code: string, detail: string): IntakeAnswer {
+  return {
+    status,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ code, detail }),
+  };
+}
+
+/** What to do to fix each verification failure; the provider's message says what was wrong. */
+const HINTS: Record<string, string> = {
+  missing_signature: "Sign the request as the source's provider does.",
+  invalid_signature: "Check that the sender signs the raw body with one of the source's secrets.",
+  timestamp_out_of_tolerance: "Check both clocks; a replayed request is refused this way too.",
+  missing_timestamp: "Send the signed timestamp header the provider defines.",
+  unauthorized: "Send credentials that match one of the source's secrets.",
+  unsupported: "Fix the source's settings (secrets, provider options) through the API.",
+};
+
+/**
+ * Verify → persist → answer. Handshakes are answered first (the providers layer verifies the
+ * signed ones), anything unverified is refused with 401 and counted, and a verified request is
+ * answered 2xx only once its row is committed (group commit: one fsync per event-loop turn).
+ * Everything a client sends gets a 4xx or 2xx; only a failing store gives 503, which providers
+ * retry.
+ */
+export class Intake {
+  private readonly commit: GroupCommit<NewInboxItem, InsertOutcome>;
+
+  constructor(
+    store: InboxStore,
+    private readonly failures: FailureCounter,
+    private readonly clock: Clock,
+    /** Called after new items are committed, to wake the processor. */
+    private readonly onCommitted: () => void,
+  ) {
+    this.commit = new GroupCommit((items) => store.insertItems(items));
+  }
+
+  async receive(source: Source, raw: RawRequest): Promise<IntakeAnswer> {
+    const now = this.clock.now();
+    const nowSec = Math.floor(now / 1000);
+    const request = toInboundRequest({
+      method: raw.method,
+      url: publicUrlOf(raw),
+      headers: raw.headers,
+      body: raw.body,
+    });
+    const options = providerOptions(source.options);
+
+    const handshake = answerHandshake(source.provider, request, source.secrets, options, nowSec);
+    if (handshake) {
+      if (handshake.status === 401 || handshake.status === 403)
+        this.failures.record(source.id, "handshake_rejected", now);
+      return handshake;
+    }
+
+    const verified = verifyInbound(source.provider, request, source.secrets, options, nowSec);
+    if (!verified.ok) {
+      this.failures.record(source.id, verified.code, now);
+      return jsonAnswer(401, verified.code, `${verified.message}. ${HINTS[verified.code] ?? ""}`.trim());
+    }
+
+    const fields = extract(source.provider, request, source.options, options);
+    const q = raw.target.indexOf("?");
+    const item: NewInboxItem = {
+      id: newId("in", now),
+      sourceId: source.id,
+      ...fields,
+      method: request.method,
+      path: q < 0 ? raw.target : raw.target.slice(0, q),
+      query: q < 0 ? "" : raw.target.slice(q + 1),
+      headers: flatHeaders(raw.headers),
+      body: raw.body,
+      contentType: request.headers["content-type"] ?? null,
+      bodyKind: bodyKindOf(request.headers["content-type"]),
+      receivedAt: now,
+    };
+
+    let outcome: InsertOutcome;
+    try {
+      outcome = await this.commit.submit(item);
+    } catch (error) {
+      console.error("pigeon: could not store an inbound request", error);
+      const answer = jsonAnswer(503, "inbox_unavailable", "The request could not be stored; send it again.");
+      answer.headers["retry-after"] = "1";
+      return answer;
+    }
+    if (outcome.status === "rejected") {
+      return jsonAnswer(404, "source_not_found", `Source '${source.id}' was deleted.`);
+    }
+    if (outcome.status === "received") this.onCommitted();
+    const headers: Record<string, string> = {
+      "pigeon-inbox-item": outcome.id,
+      "pigeon-inbox-status": outcome.status,
+    };
+    if (outcome.status === "duplicate") headers["pigeon-duplicate-of"] = outcome.duplicateOf;
+    // An empty 200: Slack shows a slash command's response body to the user, and every provider
+    // takes an empty 2xx as "received".
+    return { status: 200, headers, body: "" };
+  }
+}
+
+/** Header values as strings; repeated headers joined with ", " as node does for most. */
+export function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/**
+ * The URL the sender called, as well as it can be known here: scheme from X-Forwarded-Proto (a
+ * TLS-terminating proxy), host from the Host header. Twilio and Square sign this URL; behind a
+ * proxy that rewrites paths, set the source's `publicUrl` instead.
+ */
+function publicUrlOf(raw: RawRequest): string {
+  const forwarded = raw.headers["x-forwarded-proto"];
+  const proto = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
+  const scheme = proto === "https" || proto === "http" ? proto : "http";
+  const host = raw.headers.host ?? "localhost";
+  return `${scheme}://${host}${raw.target.startsWith("/") ? raw.target : `/${raw.target}`}`;
+}

@@ -1,0 +1,56 @@
+import { PigeonError } from "../../core/errors.js";
+import type { SqliteDatabase } from "../../store/sqlite/database.js";
+import type { Store } from "../../store/store.js";
+import type { InboxStore } from "./inbox-store.js";
+import { SqliteInboxStore } from "./sqlite-inbox-store.js";
+
+/**
+ * The inbox on the engine's own database, so an inbound request and the message it is forwarded
+ * as live in one file (and, later, one PostgreSQL database). A backend without an inbox yet gets
+ * a stand-in that refuses every call with 501, so the sending side still runs on it.
+ */
+export function inboxStoreFor(store: Store): InboxStore {
+  if (store.kind === "sqlite") {
+    const db = (store as Store & { db?: SqliteDatabase }).db;
+    if (db) return new SqliteInboxStore(db);
+  }
+  return unsupportedInboxStore(store.kind);
+}
+
+export function isUnsupportedInboxStore(store: InboxStore): boolean {
+  return UNSUPPORTED.has(store);
+}
+
+const UNSUPPORTED = new WeakSet<InboxStore>();
+
+function unsupportedInboxStore(kind: InboxStore["kind"]): InboxStore {
+  const refuse = (): Promise<never> =>
+    Promise.reject(
+      new PigeonError(
+        501,
+        "inbound_unsupported",
+        `Receiving webhooks is not available on the ${kind} backend yet; run Pigeon on SQLite for it.`,
+      ),
+    );
+  const store: InboxStore = {
+    kind,
+    createSource: refuse,
+    getSource: refuse,
+    listSources: refuse,
+    allSources: refuse,
+    updateSource: refuse,
+    deleteSource: refuse,
+    addVerifyFailures: refuse,
+    sourceStats: refuse,
+    insertItems: refuse,
+    claimItems: refuse,
+    completeItems: refuse,
+    releaseItems: refuse,
+    nextDueAt: refuse,
+    listItems: refuse,
+    getItem: refuse,
+    requeueItem: refuse,
+  };
+  UNSUPPORTED.add(store);
+  return store;
+}

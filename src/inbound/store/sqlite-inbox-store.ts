@@ -1,0 +1,388 @@
+import type { Statement } from "better-sqlite3";
+import { errors } from "../../core/errors.js";
+import type { SqliteDatabase } from "../../store/sqlite/database.js";
+import type { Page, PageQuery } from "../../store/types.js";
+import type { ClaimedItem, InboxStatus, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
+import { INBOX_STATUSES } from "../types.js";
+import {
+  type InboxClaim,
+  type InboxQuery,
+  type InboxStore,
+  keyOf,
+  type SourceStats,
+  type VerifyFailureTally,
+} from "./inbox-store.js";
+import { itemFromRow, newItemToRow, type Row, sourceFromRow, sourceToRow } from "./sqlite-rows.js";
+
+function errorCode(error: unknown): string | undefined {
+  return (error as { code?: string } | null)?.code;
+}
+
+const INSERT_ITEM = `INSERT INTO inbox_items (id, source_id, status, dedupe_key, event_id, duplicate_of, event_type,
+    event_time, ordering_key, method, path, query, headers, body, content_type, body_kind, next_attempt_at,
+    received_at, updated_at)
+  VALUES (@id, @source_id, @status, @dedupe_key, @event_id, @duplicate_of, @event_type, @event_time,
+    @ordering_key, @method, @path, @query, @headers, @body, @content_type, @body_kind, @next_attempt_at,
+    @received_at, @updated_at)`;
+
+/**
+ * The inbox in the engine's SQLite database (or a receiver's own file): WAL with
+ * synchronous=FULL, so a committed insert survives a kill. better-sqlite3 is synchronous, so
+ * each method runs inside one call and each transaction is one `BEGIN IMMEDIATE … COMMIT`.
+ */
+export class SqliteInboxStore implements InboxStore {
+  readonly kind = "sqlite" as const;
+  private readonly statements = new Map<string, Statement<unknown[]>>();
+
+  constructor(readonly db: SqliteDatabase) {}
+
+  private stmt(sql: string): Statement<unknown[]> {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare<unknown[]>(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private all(sql: string, ...params: unknown[]): Row[] {
+    return this.stmt(sql).all(...params) as Row[];
+  }
+
+  private get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.stmt(sql).get(...params) as Row | undefined;
+  }
+
+  private run(sql: string, ...params: unknown[]) {
+    return this.stmt(sql).run(...params);
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  // Sources ------------------------------------------------------------------------------------
+
+  async createSource(source: Source): Promise<Source> {
+    const row = sourceToRow(source);
+    try {
+      this.run(
+        `INSERT INTO inbound_sources (id, uid, name, provider, secrets, options, created_at, updated_at)
+           VALUES (@id, @uid, @name, @provider, @secrets, @options, @created_at, @updated_at)`,
+        row,
+      );
+    } catch (error) {
+      if (errorCode(error) === "SQLITE_CONSTRAINT_UNIQUE")
+        throw errors.conflict(`A source with uid '${source.uid}' already exists.`, "duplicate_uid");
+      throw error;
+    }
+    return source;
+  }
+
+  async getSource(idOrUid: string): Promise<Source | undefined> {
+    const row =
+      this.get("SELECT * FROM inbound_sources WHERE id = ?", idOrUid) ??
+      this.get("SELECT * FROM inbound_sources WHERE uid = ?", idOrUid);
+    return row ? sourceFromRow(row) : undefined;
+  }
+
+  async listSources(query: PageQuery): Promise<Page<Source>> {
+    const rows = this.all(
+      "SELECT * FROM inbound_sources WHERE id > ? ORDER BY id LIMIT ?",
+      query.iterator ?? "",
+      query.limit + 1,
+    );
+    const data = rows.slice(0, query.limit).map(sourceFromRow);
+    return {
+      data,
+      iterator: data.at(-1)?.id ?? null,
+      prevIterator: data[0] ? `-${data[0].id}` : null,
+      done: rows.length <= query.limit,
+    };
+  }
+
+  async allSources(): Promise<Source[]> {
+    return this.all("SELECT * FROM inbound_sources ORDER BY id").map(sourceFromRow);
+  }
+
+  async updateSource(source: Source): Promise<Source> {
+    const row = sourceToRow(source);
+    try {
+      this.run(
+        `UPDATE inbound_sources SET uid = @uid, name = @name, provider = @provider, secrets = @secrets,
+           options = @options, updated_at = @updated_at WHERE id = @id`,
+        row,
+      );
+    } catch (error) {
+      if (errorCode(error) === "SQLITE_CONSTRAINT_UNIQUE")
+        throw errors.conflict(`A source with uid '${source.uid}' already exists.`, "duplicate_uid");
+      throw error;
+    }
+    return source;
+  }
+
+  async deleteSource(id: string): Promise<void> {
+    this.run("DELETE FROM inbound_sources WHERE id = ?", id);
+  }
+
+  async addVerifyFailures(tallies: VerifyFailureTally[]): Promise<void> {
+    if (tallies.length === 0) return;
+    this.tx(() => {
+      for (const t of tallies) {
+        this.run(
+          `UPDATE inbound_sources SET verify_failures = verify_failures + ?, last_verify_failure_at = ?,
+             last_verify_failure_code = ? WHERE id = ?`,
+          t.count,
+          t.lastAt,
+          t.lastCode,
+          t.sourceId,
+        );
+      }
+    });
+  }
+
+  async sourceStats(sourceId: string): Promise<SourceStats> {
+    const source = this.get(
+      "SELECT verify_failures, last_verify_failure_at, last_verify_failure_code FROM inbound_sources WHERE id = ?",
+      sourceId,
+    );
+    const counts = Object.fromEntries(INBOX_STATUSES.map((s) => [s, 0])) as Record<InboxStatus, number>;
+    for (const row of this.all(
+      "SELECT status, COUNT(*) AS n FROM inbox_items WHERE source_id = ? GROUP BY status",
+      sourceId,
+    )) {
+      counts[String(row.status) as InboxStatus] = Number(row.n);
+    }
+    return {
+      verifyFailures: Number(source?.verify_failures ?? 0),
+      lastVerifyFailureAt:
+        source?.last_verify_failure_at === null || source?.last_verify_failure_at === undefined
+          ? null
+          : Number(source.last_verify_failure_at),
+      lastVerifyFailureCode:
+        source?.last_verify_failure_code === null || source?.last_verify_failure_code === undefined
+          ? null
+          : String(source.last_verify_failure_code),
+      counts,
+    };
+  }
+
+  // Intake -------------------------------------------------------------------------------------
+
+  async insertItems(items: NewInboxItem[]): Promise<InsertOutcome[]> {
+    if (items.length === 0) return [];
+    return this.tx(() => items.map((item) => this.insertOne(item)));
+  }
+
+  private insertOne(item: NewInboxItem): InsertOutcome {
+    const row = newItemToRow(item);
+    try {
+      // The first copy claims the (source, event id) slot; the unique index refuses a second.
+      const inserted = this.run(`${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO NOTHING`, {
+        ...row,
+        status: "received",
+        dedupe_key: item.eventId,
+        duplicate_of: null,
+        next_attempt_at: item.receivedAt,
+      });
+      if (inserted.changes > 0) return { id: item.id, status: "received" };
+      const first = this.get(
+        "SELECT id FROM inbox_items WHERE source_id = ? AND dedupe_key = ?",
+        item.sourceId,
+        item.eventId,
+      );
+      const duplicateOf = String(first?.id);
+      this.run(INSERT_ITEM, {
+        ...row,
+        status: "duplicate",
+        dedupe_key: null,
+        duplicate_of: duplicateOf,
+        next_attempt_at: null,
+      });
+      return { id: item.id, status: "duplicate", duplicateOf };
+    } catch (error) {
+      // The source was deleted while this request was in flight. SQLite rolls back only the
+      // failed statement, so the rest of the batch still commits.
+      if (errorCode(error) === "SQLITE_CONSTRAINT_FOREIGNKEY") return { id: item.id, status: "rejected" };
+      throw error;
+    }
+  }
+
+  // Processing ---------------------------------------------------------------------------------
+
+  async claimItems(claim: InboxClaim): Promise<ClaimedItem[]> {
+    return this.tx(() => {
+      const sourceFilter = claim.sourceIds === null ? "" : "AND i.source_id IN (SELECT value FROM json_each(?))";
+      const params: unknown[] = [claim.now];
+      if (claim.sourceIds !== null) params.push(JSON.stringify(claim.sourceIds));
+      params.push(JSON.stringify(claim.excludeSourceIds), claim.limit * 2);
+      const rows = this.all(
+        `SELECT i.*, m.newest_event_time AS newest_processed_time FROM inbox_items i
+           LEFT JOIN inbound_order_marks m ON m.source_id = i.source_id AND m.ordering_key = i.ordering_key
+           WHERE i.status IN ('received', 'processing') AND i.next_attempt_at <= ? ${sourceFilter}
+             AND i.source_id NOT IN (SELECT value FROM json_each(?))
+           ORDER BY i.next_attempt_at, i.id LIMIT ?`,
+        ...params,
+      );
+      // One process owns a SQLite file, so what the caller holds is all that is in flight: take
+      // no more per source than its cap leaves room for, and one item per ordering key.
+      const busy = new Set(claim.busyKeys);
+      const room = new Map(Object.entries(claim.roomBySource));
+      const chosen: ClaimedItem[] = [];
+      for (const row of rows) {
+        if (chosen.length >= claim.limit) break;
+        const item = itemFromRow(row);
+        const left = room.get(item.sourceId);
+        if (left !== undefined && left <= 0) continue;
+        if (item.orderingKey !== null) {
+          const key = keyOf(item.sourceId, item.orderingKey);
+          if (busy.has(key)) continue;
+          busy.add(key);
+        }
+        if (left !== undefined) room.set(item.sourceId, left - 1);
+        const newest = row.newest_processed_time;
+        chosen.push({
+          item: { ...item, status: "processing", nextAttemptAt: claim.leaseUntil },
+          newestProcessedTime: newest === null || newest === undefined ? null : Number(newest),
+        });
+      }
+      if (chosen.length > 0) {
+        this.run(
+          `UPDATE inbox_items SET status = 'processing', next_attempt_at = ?, updated_at = ?
+             WHERE id IN (SELECT value FROM json_each(?))`,
+          claim.leaseUntil,
+          claim.now,
+          JSON.stringify(chosen.map((c) => c.item.id)),
+        );
+      }
+      return chosen;
+    });
+  }
+
+  async completeItems(outcomes: ItemOutcome[], now: number): Promise<void> {
+    if (outcomes.length === 0) return;
+    this.tx(() => {
+      for (const o of outcomes) {
+        // Only an item still in `processing` is ours to finish; a requeue or delete wins.
+        switch (o.result) {
+          case "processed":
+            this.run(
+              `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = ?, last_error = NULL,
+                 next_attempt_at = NULL, processed_at = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
+              o.stale ? 1 : 0,
+              now,
+              now,
+              o.id,
+            );
+            if (o.mark) {
+              this.run(
+                `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (source_id, ordering_key) DO UPDATE SET
+                     newest_event_time = excluded.newest_event_time, item_id = excluded.item_id
+                   WHERE excluded.newest_event_time > inbound_order_marks.newest_event_time`,
+                o.sourceId,
+                o.mark.key,
+                o.mark.eventTime,
+                o.id,
+              );
+            }
+            break;
+          case "stale":
+            this.run(
+              `UPDATE inbox_items SET status = 'stale', next_attempt_at = NULL, processed_at = ?, updated_at = ?
+                 WHERE id = ? AND status = 'processing'`,
+              now,
+              now,
+              o.id,
+            );
+            break;
+          case "retry":
+            this.run(
+              `UPDATE inbox_items SET status = 'received', attempts = attempts + 1, next_attempt_at = ?,
+                 last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
+              o.nextAttemptAt,
+              o.error,
+              now,
+              o.id,
+            );
+            break;
+          case "failed":
+            this.run(
+              `UPDATE inbox_items SET status = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
+                 last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
+              o.error,
+              now,
+              o.id,
+            );
+            break;
+        }
+      }
+    });
+  }
+
+  async releaseItems(ids: string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    this.run(
+      `UPDATE inbox_items SET status = 'received', next_attempt_at = ?, updated_at = ?
+         WHERE status = 'processing' AND id IN (SELECT value FROM json_each(?))`,
+      now,
+      now,
+      JSON.stringify(ids),
+    );
+  }
+
+  async nextDueAt(sourceIds: string[] | null): Promise<number | undefined> {
+    const row =
+      sourceIds === null
+        ? this.get(
+            "SELECT MIN(next_attempt_at) AS at FROM inbox_items WHERE status IN ('received', 'processing')",
+          )
+        : this.get(
+            `SELECT MIN(next_attempt_at) AS at FROM inbox_items WHERE status IN ('received', 'processing')
+               AND source_id IN (SELECT value FROM json_each(?))`,
+            JSON.stringify(sourceIds),
+          );
+    return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
+  }
+
+  // Reading ------------------------------------------------------------------------------------
+
+  async listItems(sourceId: string, query: InboxQuery): Promise<Page<ReturnType<typeof itemFromRow>>> {
+    const statusFilter = query.status ? "AND status = ?" : "";
+    const params: unknown[] = [sourceId];
+    if (query.iterator) params.push(query.iterator);
+    if (query.status) params.push(query.status);
+    const rows = this.all(
+      `SELECT * FROM inbox_items WHERE source_id = ? ${query.iterator ? "AND id < ?" : ""} ${statusFilter}
+         ORDER BY id DESC LIMIT ?`,
+      ...params,
+      query.limit + 1,
+    );
+    const data = rows.slice(0, query.limit).map(itemFromRow);
+    return {
+      data,
+      iterator: data.at(-1)?.id ?? null,
+      prevIterator: data[0] ? `-${data[0].id}` : null,
+      done: rows.length <= query.limit,
+    };
+  }
+
+  async getItem(sourceId: string, itemId: string) {
+    const row = this.get("SELECT * FROM inbox_items WHERE source_id = ? AND id = ?", sourceId, itemId);
+    return row ? itemFromRow(row) : undefined;
+  }
+
+  async requeueItem(sourceId: string, itemId: string, now: number): Promise<boolean> {
+    return (
+      this.run(
+        `UPDATE inbox_items SET status = 'received', attempts = 0, next_attempt_at = ?, last_error = NULL,
+           updated_at = ? WHERE source_id = ? AND id = ? AND status IN ('failed', 'stale')`,
+        now,
+        now,
+        sourceId,
+        itemId,
+      ).changes > 0
+    );
+  }
+}

@@ -1,0 +1,70 @@
+import type pg from "pg";
+import { isConnectionError } from "./connection.js";
+import type { Row } from "./rows.js";
+
+export interface QueryOptions {
+  /**
+   * The statement only reads, so running it twice is harmless: if its connection was killed under
+   * it (server restart, failover, pg_terminate_backend), it is retried once on a fresh one. Writes
+   * are never retried here: the connection may have died after the commit, and the caller (the
+   * dispatcher, the API client) knows better whether to try again.
+   */
+  read?: boolean;
+}
+
+/** The pool plus the one retry rule; every statement of the store goes through here. */
+export class Database {
+  constructor(readonly pool: pg.Pool) {}
+
+  async query(text: string, values: unknown[] = [], options: QueryOptions = {}): Promise<Row[]> {
+    const run = () => this.withClient(async (client) => (await client.query<Row>(text, values)).rows);
+    try {
+      return await run();
+    } catch (error) {
+      if (!options.read || !isConnectionError(error)) throw error;
+      return await run();
+    }
+  }
+
+  async one(text: string, values: unknown[] = [], options: QueryOptions = {}): Promise<Row | undefined> {
+    return (await this.query(text, values, options))[0];
+  }
+
+  /** Runs `fn` on one connection inside BEGIN/COMMIT; rolls back and rethrows on error. */
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.withClient(async (client) => {
+      await client.query("BEGIN");
+      try {
+        const result = await fn(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        if (!isConnectionError(error)) await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Checks a connection out for `fn`. Unlike `pool.query`, a statement error (a unique violation)
+   * returns the connection to the pool; only a dead connection is thrown away.
+   */
+  async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // While checked out the pool's idle 'error' listener is detached: a connection killed between
+    // statements would emit an unhandled 'error' and crash the process.
+    const onError = () => {};
+    client.on("error", onError);
+    let broken: Error | undefined;
+    try {
+      return await fn(client);
+    } catch (error) {
+      if (isConnectionError(error)) broken = error as Error;
+      throw error;
+    } finally {
+      client.off("error", onError);
+      // Passing an error destroys the connection instead of returning it to the pool.
+      client.release(broken);
+    }
+  }
+}

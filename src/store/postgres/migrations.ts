@@ -1,0 +1,222 @@
+import type { PoolClient } from "pg";
+import { quoteIdent } from "./connection.js";
+
+/**
+ * Numbered schema migrations for PostgreSQL, the same shapes as the SQLite ones with native types:
+ * times are BIGINT epoch ms, flags are BOOLEAN, and JSON columns are `json` (not `jsonb`) so the
+ * text round-trips exactly as on SQLite (jsonb would re-order the keys of metadata and schemas).
+ * Ids and names are `COLLATE "C"`: pagination compares them with `>`/`<`, and byte order is what
+ * the time-sortable ids and the SQLite backend use, whatever the database's default collation.
+ *
+ * Applied in order inside one transaction under `pg_advisory_xact_lock(MIGRATION_LOCK_KEY)`, the
+ * version kept in `pigeon_schema_version`. Never edit a released migration: append a new one.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE applications (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    uid TEXT COLLATE "C" UNIQUE,
+    name TEXT NOT NULL,
+    rate_limit INTEGER,
+    metadata JSON NOT NULL DEFAULT '{}',
+    handshake TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+  );
+
+  CREATE TABLE event_types (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    schemas JSON,
+    archived BOOLEAN NOT NULL DEFAULT FALSE,
+    deprecated BOOLEAN NOT NULL DEFAULT FALSE,
+    feature_flag TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+  );
+
+  CREATE TABLE endpoints (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    uid TEXT COLLATE "C",
+    url TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    version INTEGER NOT NULL DEFAULT 1,
+    disabled BOOLEAN NOT NULL DEFAULT FALSE,
+    filter_types JSON,
+    channels JSON,
+    rate_limit INTEGER,
+    metadata JSON NOT NULL DEFAULT '{}',
+    headers JSON NOT NULL DEFAULT '{}',
+    secrets JSON NOT NULL,
+    status TEXT NOT NULL,
+    challenge TEXT,
+    verified_at BIGINT,
+    handshake_attempts INTEGER NOT NULL DEFAULT 0,
+    handshake_next_at BIGINT,
+    timeout_ms INTEGER,
+    method TEXT NOT NULL DEFAULT 'POST',
+    body_format TEXT NOT NULL DEFAULT 'json',
+    header_style TEXT NOT NULL DEFAULT 'webhook',
+    failing_since BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (app_id, uid)
+  );
+  CREATE INDEX endpoints_app ON endpoints(app_id, id);
+  CREATE INDEX endpoints_pending ON endpoints(handshake_next_at) WHERE status = 'pending';
+
+  CREATE TABLE messages (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    app_id TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    event_id TEXT COLLATE "C",
+    event_type TEXT COLLATE "C" NOT NULL,
+    payload TEXT NOT NULL,
+    channels JSON,
+    tags JSON,
+    created_at BIGINT NOT NULL,
+    UNIQUE (app_id, event_id)
+  );
+  CREATE INDEX messages_app ON messages(app_id, id);
+
+  -- A row in 'sending' keeps its lease end in next_attempt_at (and locked_until), so expired
+  -- leases come due again through the same index as new work. locked_by names the store
+  -- instance (worker) holding the lease, so a claim can tell its own leases from other workers'.
+  CREATE TABLE deliveries (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    msg_id TEXT COLLATE "C" NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    endpoint_id TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    app_id TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    locked_until BIGINT,
+    locked_by TEXT,
+    manual BOOLEAN NOT NULL DEFAULT FALSE,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (msg_id, endpoint_id)
+  );
+  -- The claim's head scan: due work in time order; finished rows stay out of the partial index.
+  CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status IN ('pending', 'sending');
+  -- The claim's per-endpoint pick (ORDER BY next_attempt_at LIMIT room for one endpoint).
+  CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at)
+    WHERE status IN ('pending', 'sending');
+  -- Leases in flight, counted against each endpoint's concurrency cap; small (in-flight rows only).
+  CREATE INDEX deliveries_sending ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'sending';
+  CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, status, created_at);
+
+  CREATE TABLE attempts (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    msg_id TEXT COLLATE "C" NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    endpoint_id TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    delivery_id TEXT COLLATE "C" NOT NULL,
+    url TEXT NOT NULL,
+    succeeded BOOLEAN NOT NULL,
+    response_status_code INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    response_duration_ms INTEGER NOT NULL,
+    error_code TEXT,
+    trigger_type SMALLINT NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+  CREATE INDEX attempts_msg ON attempts(msg_id, id);
+  CREATE INDEX attempts_endpoint ON attempts(endpoint_id, id);
+
+  CREATE TABLE idempotency (
+    scope TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (scope, key)
+  );
+
+  CREATE TABLE operational_events (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    type TEXT NOT NULL,
+    app_id TEXT COLLATE "C",
+    data JSON NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+
+  -- Per-endpoint send slots shared by every worker (GCRA with a burst of one, see rate-slots.ts).
+  -- Fractional milliseconds, as the in-memory slots of the SQLite backend; slot_at is the slot
+  -- handed out last, kept so it is returned exactly rather than as next_free_at - spacing.
+  CREATE TABLE endpoint_rate_slots (
+    endpoint_id TEXT COLLATE "C" PRIMARY KEY REFERENCES endpoints(id) ON DELETE CASCADE,
+    slot_at DOUBLE PRECISION NOT NULL,
+    next_free_at DOUBLE PRECISION NOT NULL
+  );
+
+  -- Unexpired leases of one endpoint, split into the caller's and everyone else's. VOLATILE on
+  -- purpose: a volatile function takes a fresh snapshot for its query, so called by the claim
+  -- right after it has locked the endpoint row, it sees every claim committed before that lock,
+  -- even though the claim statement's own snapshot is older (READ COMMITTED). A STABLE function
+  -- or a plain subquery would count from the stale snapshot and let two workers overfill an
+  -- endpoint. See claim.ts.
+  CREATE FUNCTION pigeon_endpoint_leases(p_endpoint_id TEXT, p_now BIGINT, p_worker TEXT,
+                                         OUT mine BIGINT, OUT others BIGINT)
+  LANGUAGE sql VOLATILE AS $$
+    SELECT count(*) FILTER (WHERE locked_by = p_worker),
+           count(*) FILTER (WHERE locked_by IS DISTINCT FROM p_worker)
+      FROM deliveries
+     WHERE endpoint_id = p_endpoint_id AND status = 'sending' AND next_attempt_at > p_now
+  $$;
+  `,
+];
+
+/**
+ * Serialises migrations across every process sharing the database (any schema). The value is
+ * arbitrary but fixed: "PIGEON" in ASCII.
+ */
+export const MIGRATION_LOCK_KEY = 0x504947454f4e;
+
+export class PostgresSchemaTooNewError extends Error {
+  constructor(found: number, known: number) {
+    super(
+      `The database schema is version ${found}, but this Pigeon knows only up to ${known}. ` +
+        "It was written by a newer Pigeon: upgrade Pigeon rather than run an older one against it.",
+    );
+    this.name = "SchemaTooNewError";
+  }
+}
+
+/**
+ * Creates the schema if needed and applies the missing migrations in one transaction. Under the
+ * advisory lock two processes starting at once take turns: the second finds nothing to do.
+ */
+export async function migrate(client: PoolClient, schema: string | undefined): Promise<number> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
+    if (schema) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+      // The pool sets search_path at connect time, possibly before the schema existed.
+      await client.query(`SET LOCAL search_path TO ${quoteIdent(schema)}`);
+    }
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS pigeon_schema_version (
+         version INTEGER PRIMARY KEY,
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+       )`,
+    );
+    const result = await client.query<{ version: number | null }>(
+      "SELECT max(version) AS version FROM pigeon_schema_version",
+    );
+    const current = result.rows[0]?.version ?? 0;
+    const known = POSTGRES_MIGRATIONS.length;
+    if (current > known) throw new PostgresSchemaTooNewError(current, known);
+    for (let version = current; version < known; version++) {
+      await client.query(POSTGRES_MIGRATIONS[version] ?? "");
+      await client.query("INSERT INTO pigeon_schema_version (version) VALUES ($1)", [version + 1]);
+    }
+    await client.query("COMMIT");
+    return known;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
