@@ -8,3 +8,6 @@ export { SqliteStore } from "./store/sqlite/sqlite-store.js";
 export type { Store } from "./store/store.js";
 export * from "./inbound/index.js";
 export { createReceiver, handshake, type Receiver, type ReceiverOptions, verify, verifyRequest } from "./receiver/index.js";
+export { type OutboxTransaction, SqliteOutbox } from "./embedded/outbox.js";
+export { createApplication } from "./api/routes/applications.js";
+export { createEndpoint } from "./api/routes/endpoints.js";

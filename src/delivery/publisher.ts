@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.js";
 import { errors } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Store } from "../store/store.js";
-import type { Application, Message } from "../store/types.js";
+import type { Application, Delivery, Endpoint, EventType, Message } from "../store/types.js";
 import { planDeliveries } from "./fanout.js";
 import { issuesFromAjvLike, validatePayloadAgainstEventType } from "./payload-schema.js";
 
@@ -27,25 +27,38 @@ export class Publisher {
 
   async publish(app: Application, input: PublishInput): Promise<Message> {
     const eventType = await this.store.getEventType(input.eventType);
-    if (eventType) {
-      const problems = validatePayloadAgainstEventType(eventType, input.payload);
-      if (problems) throw errors.validation(issuesFromAjvLike(problems));
-    }
-    const now = this.clock.now();
-    const message: Message = {
-      id: newId("msg", now),
-      appId: app.id,
-      eventId: input.eventId ?? null,
-      eventType: input.eventType,
-      payload: JSON.stringify(input.payload),
-      channels: input.channels ?? null,
-      tags: input.tags ?? null,
-      createdAt: now,
-    };
     const endpoints = await this.store.listActiveEndpoints(app.id);
-    const deliveries = planDeliveries(message, endpoints, now);
+    const { message, deliveries } = prepareMessage(app, input, eventType, endpoints, this.clock.now());
     await this.store.createMessage(message, deliveries);
     if (deliveries.some((d) => d.status === "pending")) this.onEnqueued();
     return message;
   }
+}
+
+/**
+ * Validates a message against its event type's schema and plans its deliveries. Pure, so the
+ * async publisher and the synchronous outbox (inside an application's transaction) share it.
+ */
+export function prepareMessage(
+  app: Application,
+  input: PublishInput,
+  eventType: EventType | undefined,
+  endpoints: Endpoint[],
+  now: number,
+): { message: Message; deliveries: Delivery[] } {
+  if (eventType) {
+    const problems = validatePayloadAgainstEventType(eventType, input.payload);
+    if (problems) throw errors.validation(issuesFromAjvLike(problems));
+  }
+  const message: Message = {
+    id: newId("msg", now),
+    appId: app.id,
+    eventId: input.eventId ?? null,
+    eventType: input.eventType,
+    payload: JSON.stringify(input.payload),
+    channels: input.channels ?? null,
+    tags: input.tags ?? null,
+    createdAt: now,
+  };
+  return { message, deliveries: planDeliveries(message, endpoints, now) };
 }

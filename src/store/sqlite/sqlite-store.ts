@@ -130,6 +130,11 @@ export class SqliteStore implements Store {
   }
 
   async getApplication(idOrUid: string): Promise<Application | undefined> {
+    return this.getApplicationSync(idOrUid);
+  }
+
+  /** Synchronous, for use inside an application's own SQLite transaction (the outbox). */
+  getApplicationSync(idOrUid: string): Application | undefined {
     const row = this.get("SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1", idOrUid, idOrUid);
     return row ? applicationFromRow(row) : undefined;
   }
@@ -173,6 +178,10 @@ export class SqliteStore implements Store {
   }
 
   async getEventType(name: string): Promise<EventType | undefined> {
+    return this.getEventTypeSync(name);
+  }
+
+  getEventTypeSync(name: string): EventType | undefined {
     const row = this.get("SELECT * FROM event_types WHERE name = ?", name);
     return row ? eventTypeFromRow(row) : undefined;
   }
@@ -233,6 +242,10 @@ export class SqliteStore implements Store {
   }
 
   async listActiveEndpoints(appId: string): Promise<Endpoint[]> {
+    return this.listActiveEndpointsSync(appId);
+  }
+
+  listActiveEndpointsSync(appId: string): Endpoint[] {
     return this.all("SELECT * FROM endpoints WHERE app_id = ? AND disabled = 0", appId).map(endpointFromRow);
   }
 
@@ -293,6 +306,11 @@ export class SqliteStore implements Store {
   // Messages -----------------------------------------------------------------------------------
 
   async createMessage(message: Message, deliveries: Delivery[]): Promise<Message> {
+    return this.createMessageSync(message, deliveries);
+  }
+
+  /** Inside an outer transaction this becomes a savepoint, so it commits or rolls back with it. */
+  createMessageSync(message: Message, deliveries: Delivery[]): Message {
     const row = messageToRow(message);
     try {
       this.tx(() => {
