@@ -37,7 +37,10 @@ export class PigeonEngine {
   readonly inbound: InboundService;
 
   /** Opens the store named by the config (or uses the one given) and assembles the engine. */
-  static async create(config: Readonly<PigeonConfig>, options: Partial<EngineOptions> = {}): Promise<PigeonEngine> {
+  static async create(
+    config: Readonly<PigeonConfig>,
+    options: Partial<EngineOptions> = {},
+  ): Promise<PigeonEngine> {
     const store = options.store ?? (await openStore(config.databaseUrl));
     return new PigeonEngine(config, { ...options, store });
   }
@@ -80,7 +83,11 @@ export class PigeonEngine {
 
   private unsubscribe: (() => void) | undefined;
 
+  private workersRunning = false;
+
+  /** Starts the workers: dispatcher and handshaker. An API-only process never calls this. */
   start(): void {
+    this.workersRunning = true;
     this.unsubscribe = this.store.onNewWork(() => this.dispatcher.wake());
     this.dispatcher.start();
     this.handshaker.start();
@@ -104,6 +111,11 @@ export class PigeonEngine {
   beginHandshake(app: Application, endpoint: Endpoint): void {
     const mode = this.handshakeModeFor(app);
     if (mode === "off") return;
+    if (!this.workersRunning) {
+      // An API-only process leaves the request to a worker, whose handshake poller finds it due now.
+      void this.store.scheduleHandshake(endpoint.id, 0, this.clock.now());
+      return;
+    }
     void this.handshaker.verify(endpoint, { retry: mode === "required" }).catch((error: unknown) => {
       console.error("pigeon: handshake failed unexpectedly", error);
     });

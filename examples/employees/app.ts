@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createApiHandler } from "../../src/api/server.js";
 import { createApplication } from "../../src/api/routes/applications.js";
 import { createEndpoint } from "../../src/api/routes/endpoints.js";
+import { createApiHandler } from "../../src/api/server.js";
 import { loadConfig } from "../../src/core/config.js";
 import { PigeonError } from "../../src/core/errors.js";
 import { SqliteOutbox } from "../../src/embedded/outbox.js";
@@ -58,7 +58,9 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
  * The Employee Management application: employees CRUD, a web page, and the webhook registration
  * API banks call. It embeds Pigeon on its own SQLite file and publishes through the outbox.
  */
-export async function startEmployeesApp(options: EmployeesAppOptions): Promise<{ server: Server; port: number; stop(): Promise<void> }> {
+export async function startEmployeesApp(
+  options: EmployeesAppOptions,
+): Promise<{ server: Server; port: number; stop(): Promise<void> }> {
   const config = loadConfig({
     PIGEON_DATA_DIR: options.dataDir,
     PIGEON_AUTH_TOKEN: options.adminToken,
@@ -73,7 +75,11 @@ export async function startEmployeesApp(options: EmployeesAppOptions): Promise<{
   const outbox = new SqliteOutbox(engine);
   const repo = new EmployeesRepo(outbox);
   if (!(await engine.store.getApplication(PUBLISHER_APP))) {
-    await createApplication(engine, { name: "Employee Management", uid: PUBLISHER_APP, handshake: "required" });
+    await createApplication(engine, {
+      name: "Employee Management",
+      uid: PUBLISHER_APP,
+      handshake: "required",
+    });
   }
   for (const type of ["employee.created", "employee.updated", "employee.deleted"]) {
     if (!(await engine.store.getEventType(type))) {
@@ -107,7 +113,10 @@ export async function startEmployeesApp(options: EmployeesAppOptions): Promise<{
         json(res, 201, repo.create(checked.value));
       } catch (error) {
         if (String(error).includes("UNIQUE")) {
-          return json(res, 409, { code: "duplicate_email", detail: `An employee with email ${checked.value.email} exists.` });
+          return json(res, 409, {
+            code: "duplicate_email",
+            detail: `An employee with email ${checked.value.email} exists.`,
+          });
         }
         throw error;
       }
@@ -115,15 +124,20 @@ export async function startEmployeesApp(options: EmployeesAppOptions): Promise<{
       const checked = checkEmployee(await readJson(req));
       if (!checked.ok) return json(res, 422, { code: "validation_error", detail: checked.detail });
       const employee = repo.update(Number(idMatch[1]), checked.value);
-      if (!employee) return json(res, 404, { code: "not_found", detail: `Employee ${idMatch[1]} was not found.` });
+      if (!employee)
+        return json(res, 404, { code: "not_found", detail: `Employee ${idMatch[1]} was not found.` });
       json(res, 200, employee);
     } else if (method === "DELETE" && idMatch) {
-      if (!repo.delete(Number(idMatch[1]))) return json(res, 404, { code: "not_found", detail: `Employee ${idMatch[1]} was not found.` });
+      if (!repo.delete(Number(idMatch[1])))
+        return json(res, 404, { code: "not_found", detail: `Employee ${idMatch[1]} was not found.` });
       res.writeHead(204);
       res.end();
     } else if (method === "POST" && url.pathname === "/webhooks/register") {
       if (req.headers.authorization !== `Bearer ${options.registrationToken}`) {
-        return json(res, 401, { code: "authentication_failed", detail: "Send 'Authorization: Bearer <registration token>'." });
+        return json(res, 401, {
+          code: "authentication_failed",
+          detail: "Send 'Authorization: Bearer <registration token>'.",
+        });
       }
       json(res, 200, await register(engine, await readJson(req)));
     } else {
@@ -160,13 +174,18 @@ export async function startEmployeesApp(options: EmployeesAppOptions): Promise<{
 async function register(engine: PigeonEngine, body: unknown) {
   const b = (body ?? {}) as Record<string, unknown>;
   if (typeof b.url !== "string" || typeof b.uid !== "string" || typeof b.secret !== "string") {
-    throw new PigeonError(422, "validation_error", "Send {url, uid, secret, filterTypes?}: url, uid and secret are required strings.");
+    throw new PigeonError(
+      422,
+      "validation_error",
+      "Send {url, uid, secret, filterTypes?}: url, uid and secret are required strings.",
+    );
   }
   const filterTypes = Array.isArray(b.filterTypes) ? (b.filterTypes as string[]) : ["employee.*"];
   const app = (await engine.store.getApplication(PUBLISHER_APP))!;
   const existing = await engine.store.getEndpoint(app.id, b.uid);
   if (existing) {
-    if (!isValidSecret(b.secret)) throw new PigeonError(422, "validation_error", "'secret' must be whsec_ followed by base64.");
+    if (!isValidSecret(b.secret))
+      throw new PigeonError(422, "validation_error", "'secret' must be whsec_ followed by base64.");
     // Keep the endpoint (and its delivery history); a new URL must pass the handshake again.
     const urlChanged = existing.url !== b.url;
     const updated = await engine.store.updateEndpoint({
@@ -180,6 +199,11 @@ async function register(engine: PigeonEngine, body: unknown) {
     if (updated.status === "pending") engine.beginHandshake(app, updated);
     return { endpointId: updated.id, status: updated.status };
   }
-  const endpoint = await createEndpoint(engine, app, { url: b.url, uid: b.uid, secret: b.secret, filterTypes });
+  const endpoint = await createEndpoint(engine, app, {
+    url: b.url,
+    uid: b.uid,
+    secret: b.secret,
+    filterTypes,
+  });
   return { endpointId: endpoint.id, status: endpoint.status };
 }

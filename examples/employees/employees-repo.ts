@@ -33,11 +33,15 @@ export class EmployeesRepo {
   }
 
   list(): Employee[] {
-    return (this.outbox.db.prepare("SELECT * FROM employees ORDER BY id").all() as Record<string, unknown>[]).map(toEmployee);
+    return (
+      this.outbox.db.prepare("SELECT * FROM employees ORDER BY id").all() as Record<string, unknown>[]
+    ).map(toEmployee);
   }
 
   get(id: number): Employee | undefined {
-    const row = this.outbox.db.prepare("SELECT * FROM employees WHERE id = ?").get(id) as Record<string, unknown> | undefined;
+    const row = this.outbox.db.prepare("SELECT * FROM employees WHERE id = ?").get(id) as
+      | Record<string, unknown>
+      | undefined;
     return row ? toEmployee(row) : undefined;
   }
 
@@ -50,7 +54,11 @@ export class EmployeesRepo {
         )
         .run(input.name, input.email, input.department, input.startDate, now, now);
       const employee = this.get(Number(lastInsertRowid))!;
-      tx.publish(PUBLISHER_APP, { eventType: "employee.created", eventId: `employee.created.${employee.id}`, payload: eventPayload(employee) });
+      tx.publish(PUBLISHER_APP, {
+        eventType: "employee.created",
+        eventId: `employee.created.${employee.id}`,
+        payload: eventPayload(employee),
+      });
       return employee;
     });
   }
@@ -58,8 +66,17 @@ export class EmployeesRepo {
   update(id: number, input: EmployeeInput): Employee | undefined {
     return this.outbox.transaction((tx) => {
       const changed = this.outbox.db
-        .prepare("UPDATE employees SET name = ?, email = ?, department = ?, start_date = ?, updated_at = ? WHERE id = ?")
-        .run(input.name, input.email, input.department, input.startDate, new Date().toISOString(), id).changes;
+        .prepare(
+          "UPDATE employees SET name = ?, email = ?, department = ?, start_date = ?, updated_at = ? WHERE id = ?",
+        )
+        .run(
+          input.name,
+          input.email,
+          input.department,
+          input.startDate,
+          new Date().toISOString(),
+          id,
+        ).changes;
       if (changed === 0) return undefined;
       const employee = this.get(id)!;
       tx.publish(PUBLISHER_APP, { eventType: "employee.updated", payload: eventPayload(employee) });
@@ -72,7 +89,11 @@ export class EmployeesRepo {
       const employee = this.get(id);
       if (!employee) return false;
       this.outbox.db.prepare("DELETE FROM employees WHERE id = ?").run(id);
-      tx.publish(PUBLISHER_APP, { eventType: "employee.deleted", eventId: `employee.deleted.${id}`, payload: eventPayload(employee) });
+      tx.publish(PUBLISHER_APP, {
+        eventType: "employee.deleted",
+        eventId: `employee.deleted.${id}`,
+        payload: eventPayload(employee),
+      });
       return true;
     });
   }

@@ -7,7 +7,8 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 /** Every field required and checked, with a message that says what to fix. */
 export function checkEmployee(body: unknown): Checked {
-  if (typeof body !== "object" || body === null) return { ok: false, detail: "Send a JSON object with name, email, department and startDate." };
+  if (typeof body !== "object" || body === null)
+    return { ok: false, detail: "Send a JSON object with name, email, department and startDate." };
   const b = body as Record<string, unknown>;
   for (const field of ["name", "email", "department", "startDate"]) {
     if (typeof b[field] !== "string" || (b[field] as string).trim() === "") {
@@ -15,7 +16,8 @@ export function checkEmployee(body: unknown): Checked {
     }
   }
   const email = String(b.email).trim();
-  if (!EMAIL.test(email)) return { ok: false, detail: "'email' must be an email address such as ann@example.com." };
+  if (!EMAIL.test(email))
+    return { ok: false, detail: "'email' must be an email address such as ann@example.com." };
   const startDate = String(b.startDate).trim();
   if (!DATE.test(startDate) || Number.isNaN(Date.parse(startDate))) {
     return { ok: false, detail: "'startDate' must be a date such as 2026-01-31." };

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from "commander";
-import { ConfigError, loadConfig } from "../core/config.js";
+import { ConfigError, loadConfig, type PigeonRole } from "../core/config.js";
 import { serve } from "./serve.js";
 
 function portOption(value: string): number {
@@ -11,6 +11,13 @@ function portOption(value: string): number {
   return port;
 }
 
+function roleOption(value: string): PigeonRole {
+  if (value !== "api" && value !== "worker" && value !== "all") {
+    throw new InvalidArgumentError("--role takes api, worker or all.");
+  }
+  return value;
+}
+
 const program = new Command("pigeon").description("Pigeon: send and receive webhooks").version("0.1.0");
 
 program
@@ -18,14 +25,16 @@ program
   .description("Run the API server and the delivery engine (settings come from PIGEON_* variables)")
   .option("--port <port>", "port to listen on (overrides PIGEON_PORT)", portOption)
   .option("--host <host>", "address to bind (overrides PIGEON_HOST)")
-  .option("--database <url>", "SQLite path (overrides PIGEON_DATABASE_URL)")
-  .action(async (opts: { port?: number; host?: string; database?: string }) => {
+  .option("--database <url>", "SQLite path or postgres:// URL (overrides PIGEON_DATABASE_URL)")
+  .option("--role <role>", "api, worker or all (overrides PIGEON_ROLE)", roleOption)
+  .action(async (opts: { port?: number; host?: string; database?: string; role?: PigeonRole }) => {
     let config: ReturnType<typeof loadConfig>;
     try {
       const overrides: Parameters<typeof loadConfig>[1] = {};
       if (opts.port !== undefined) overrides.port = opts.port;
       if (opts.host !== undefined) overrides.host = opts.host;
       if (opts.database !== undefined) overrides.databaseUrl = opts.database;
+      if (opts.role !== undefined) overrides.role = opts.role;
       config = loadConfig(process.env, overrides);
     } catch (error) {
       if (error instanceof ConfigError) {

@@ -1,3 +1,4 @@
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createApiServer } from "../api/server.js";
 import type { PigeonConfig } from "../core/config.js";
@@ -13,14 +14,20 @@ export interface RunningServer {
 export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServer> {
   const admin = resolveAdminToken(config.authToken, config.dataDir);
   const engine = await PigeonEngine.create(config);
-  const server = createApiServer(engine, { authToken: admin.token });
+  // A worker serves only its health check, so orchestrators can probe it; the API lives on api nodes.
+  const server =
+    config.role === "worker"
+      ? createHealthServer(engine)
+      : createApiServer(engine, { authToken: admin.token });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
   });
-  engine.start();
+  if (config.role !== "api") engine.start();
   const port = (server.address() as AddressInfo).port;
-  console.log(`pigeon: listening on http://${config.host}:${port} (database ${config.databaseUrl})`);
+  console.log(
+    `pigeon: ${config.role} listening on http://${config.host}:${port} (database ${redact(config.databaseUrl)})`,
+  );
   if (admin.generated) {
     console.log(
       `pigeon: generated an admin token (shown once; stored in ${admin.path}):\n\n  ${admin.token}\n`,
@@ -36,4 +43,31 @@ export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServ
       await engine.stop();
     },
   };
+}
+
+function createHealthServer(engine: PigeonEngine): Server {
+  return createServer((req, res) => {
+    if (req.url?.startsWith("/api/v1/health")) {
+      engine.store.nextDueAt().then(
+        () => {
+          res.writeHead(204);
+          res.end();
+        },
+        () => {
+          res.writeHead(503);
+          res.end();
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({ code: "not_found", detail: "This is a worker: it serves only /api/v1/health." }),
+    );
+  });
+}
+
+/** Database URLs may carry a password; never print it. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
 }

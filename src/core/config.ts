@@ -25,7 +25,11 @@ export interface PigeonConfig {
   leaseMs: number;
   pollIntervalMs: number;
   handshakeMode: HandshakeMode;
+  /** api: HTTP API only; worker: delivery only; all: both (the default, one process). */
+  role: PigeonRole;
 }
+
+export type PigeonRole = "api" | "worker" | "all";
 
 export type HandshakeMode = "required" | "optional" | "off";
 
@@ -85,6 +89,10 @@ export function loadConfig(
   if (handshake !== "required" && handshake !== "optional" && handshake !== "off") {
     throw new ConfigError("PIGEON_HANDSHAKE", `expected required, optional or off, got "${handshake}"`);
   }
+  const role = read(env, "PIGEON_ROLE") ?? "all";
+  if (role !== "api" && role !== "worker" && role !== "all") {
+    throw new ConfigError("PIGEON_ROLE", `expected api, worker or all, got "${role}"`);
+  }
   const jitter = Number(read(env, "PIGEON_RETRY_JITTER") ?? "0.2");
   if (!Number.isFinite(jitter) || jitter < 0 || jitter >= 1) {
     throw new ConfigError("PIGEON_RETRY_JITTER", "expected a fraction from 0 to below 1, such as 0.2");
@@ -109,6 +117,7 @@ export function loadConfig(
     leaseMs: duration(env, "PIGEON_LEASE", "2m", 1000),
     pollIntervalMs: duration(env, "PIGEON_POLL_INTERVAL", "1s", 10),
     handshakeMode: handshake,
+    role,
     ...overrides,
   };
   return Object.freeze(config);

@@ -136,7 +136,9 @@ export class Dispatcher {
    * so there we hold only what we send.
    */
   private get endpointHoldLimit(): number {
-    return this.store.kind === "sqlite" ? this.config.endpointConcurrency * 3 : this.config.endpointConcurrency;
+    return this.store.kind === "sqlite"
+      ? this.config.endpointConcurrency * 3
+      : this.config.endpointConcurrency;
   }
 
   /** What each endpoint holds here; an endpoint at its hold limit is left out of the next claim. */
