@@ -57,7 +57,7 @@ export class EmployeesRepo {
       tx.publish(PUBLISHER_APP, {
         eventType: "employee.created",
         eventId: `employee.created.${employee.id}`,
-        payload: eventPayload(employee),
+        payload: eventPayload("employee.created", employee),
       });
       return employee;
     });
@@ -79,7 +79,7 @@ export class EmployeesRepo {
         ).changes;
       if (changed === 0) return undefined;
       const employee = this.get(id)!;
-      tx.publish(PUBLISHER_APP, { eventType: "employee.updated", payload: eventPayload(employee) });
+      tx.publish(PUBLISHER_APP, { eventType: "employee.updated", payload: eventPayload("employee.updated", employee) });
       return employee;
     });
   }
@@ -92,7 +92,7 @@ export class EmployeesRepo {
       tx.publish(PUBLISHER_APP, {
         eventType: "employee.deleted",
         eventId: `employee.deleted.${id}`,
-        payload: eventPayload(employee),
+        payload: eventPayload("employee.deleted", employee),
       });
       return true;
     });
@@ -111,7 +111,10 @@ function toEmployee(row: Record<string, unknown>): Employee {
   };
 }
 
-/** The webhook payload: the Standard Webhooks envelope shape, `type` + `timestamp` + `data`. */
-function eventPayload(employee: Employee): Record<string, unknown> {
-  return { timestamp: employee.updatedAt, data: employee };
+/**
+ * The webhook payload in the Standard Webhooks envelope: `type`, `timestamp` (when this event
+ * happened, so receivers can order events per employee) and `data`.
+ */
+function eventPayload(type: string, employee: Employee): Record<string, unknown> {
+  return { type, timestamp: new Date().toISOString(), data: employee };
 }
