@@ -35,7 +35,10 @@ function start(name: string, script: string, env: Record<string, string>): Child
   return child;
 }
 
-start("employees", "employees/main.ts", { PORT: String(employeesPort), DATA_DIR: join(dataDir, "employees") });
+start("employees", "employees/main.ts", {
+  PORT: String(employeesPort),
+  DATA_DIR: join(dataDir, "employees"),
+});
 for (const port of bankPorts) {
   start(`bank-${port}`, "bank/main.ts", {
     PORT: String(port),
@@ -56,9 +59,9 @@ function stopAll(): void {
   stopping = true;
   for (const child of children) child.kill("SIGTERM");
   setTimeout(() => process.exit(0), 3000).unref();
-  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r))))).then(() =>
-    process.exit(0),
-  );
+  Promise.all(
+    children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once("exit", r)))),
+  ).then(() => process.exit(0));
 }
 process.on("SIGINT", stopAll);
 process.on("SIGTERM", stopAll);

@@ -45,25 +45,31 @@ export class Accounts {
   }
 
   rename(employeeId: number, holder: string, email: string): void {
-    this.db.prepare("UPDATE accounts SET holder = ?, email = ? WHERE employee_id = ?").run(holder, email, employeeId);
+    this.db
+      .prepare("UPDATE accounts SET holder = ?, email = ? WHERE employee_id = ?")
+      .run(holder, email, employeeId);
   }
 
   close(employeeId: number): void {
     this.db
-      .prepare("UPDATE accounts SET status = 'closed', closed_at = ? WHERE employee_id = ? AND status = 'open'")
+      .prepare(
+        "UPDATE accounts SET status = 'closed', closed_at = ? WHERE employee_id = ? AND status = 'open'",
+      )
       .run(new Date().toISOString(), employeeId);
   }
 
   list(): Account[] {
-    return (this.db.prepare("SELECT * FROM accounts ORDER BY id").all() as Record<string, unknown>[]).map((r) => ({
-      id: Number(r.id),
-      employeeId: Number(r.employee_id),
-      holder: String(r.holder),
-      email: String(r.email),
-      status: r.status === "closed" ? "closed" : "open",
-      openedAt: String(r.opened_at),
-      closedAt: r.closed_at === null ? null : String(r.closed_at),
-    }));
+    return (this.db.prepare("SELECT * FROM accounts ORDER BY id").all() as Record<string, unknown>[]).map(
+      (r) => ({
+        id: Number(r.id),
+        employeeId: Number(r.employee_id),
+        holder: String(r.holder),
+        email: String(r.email),
+        status: r.status === "closed" ? "closed" : "open",
+        openedAt: String(r.opened_at),
+        closedAt: r.closed_at === null ? null : String(r.closed_at),
+      }),
+    );
   }
 
   closeDb(): void {

@@ -36,7 +36,9 @@ function loadSecret(dataDir: string): string {
  * through Pigeon's receiver (verify → durable inbox → 2xx → handler), and opens one account per
  * employee, closing it on employee.deleted.
  */
-export async function startBank(options: BankOptions): Promise<{ server: Server; port: number; receiver: Receiver; stop(): Promise<void> }> {
+export async function startBank(
+  options: BankOptions,
+): Promise<{ server: Server; port: number; receiver: Receiver; stop(): Promise<void> }> {
   mkdirSync(options.dataDir, { recursive: true });
   const secret = loadSecret(options.dataDir);
   const accounts = new Accounts(join(options.dataDir, "accounts.db"));

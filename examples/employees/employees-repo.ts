@@ -79,7 +79,10 @@ export class EmployeesRepo {
         ).changes;
       if (changed === 0) return undefined;
       const employee = this.get(id)!;
-      tx.publish(PUBLISHER_APP, { eventType: "employee.updated", payload: eventPayload("employee.updated", employee) });
+      tx.publish(PUBLISHER_APP, {
+        eventType: "employee.updated",
+        payload: eventPayload("employee.updated", employee),
+      });
       return employee;
     });
   }

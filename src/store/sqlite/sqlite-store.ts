@@ -1,7 +1,6 @@
 import type { Statement } from "better-sqlite3";
 import { errors } from "../../core/errors.js";
 import { LocalRateSlots } from "../rate-slots.js";
-import { DueEndpoints } from "./due-endpoints.js";
 import type {
   AttemptQuery,
   ClaimedDelivery,
@@ -23,6 +22,7 @@ import type {
   PageQuery,
 } from "../types.js";
 import { openSqlite, type SqliteDatabase, sqlitePathFromUrl } from "./database.js";
+import { DueEndpoints } from "./due-endpoints.js";
 import {
   applicationFromRow,
   applicationToRow,
@@ -78,7 +78,23 @@ export class SqliteStore implements Store {
   constructor(readonly db: SqliteDatabase) {}
 
   static open(url: string): SqliteStore {
-    return new SqliteStore(openSqlite(sqlitePathFromUrl(url)));
+    const store = new SqliteStore(openSqlite(sqlitePathFromUrl(url)));
+    store.releaseOrphanedLeases(Date.now());
+    return store;
+  }
+
+  /**
+   * One process owns a SQLite file, so at open no lease can belong to a live worker: rows left
+   * in 'sending' were in flight when the previous process died. They are due again now, rather
+   * than when their lease would have run out.
+   */
+  private releaseOrphanedLeases(now: number): void {
+    this.run(
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, locked_until = NULL, updated_at = ?
+         WHERE status = 'sending'`,
+      now,
+      now,
+    );
   }
 
   private stmt(sql: string) {
