@@ -1,0 +1,79 @@
+import type { ServerResponse } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
+import { Sink, type SinkBehaviour } from "../helpers/sink.js";
+
+describe("per-endpoint limits and isolation", () => {
+  const open: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const o of open.splice(0)) await o.close();
+  });
+
+  async function setup(env: Record<string, string> = {}): Promise<{ pigeon: TestPigeon; appId: string }> {
+    const pigeon = await startPigeon(env);
+    open.push(pigeon);
+    const appId = (await pigeon.svix.application.create({ name: "Limits" })).id;
+    return { pigeon, appId };
+  }
+
+  async function sink(behaviour?: SinkBehaviour) {
+    const s = await Sink.start(behaviour);
+    open.push(s);
+    return s;
+  }
+
+  it("never exceeds an endpoint's rate limit in any one-second window", async () => {
+    const { pigeon, appId } = await setup();
+    const target = await sink();
+    await pigeon.svix.endpoint.create(appId, { url: target.url(), rateLimit: 20 });
+    for (let i = 0; i < 60; i++)
+      await pigeon.svix.message.create(appId, { eventType: "rate.test", payload: { i } });
+    await target.waitFor(60, 20_000);
+    const times = target.received.map((r) => r.receivedAt).sort((a, b) => a - b);
+    let busiest = 0;
+    for (let i = 0; i < times.length; i++) {
+      let j = i;
+      while (j < times.length && times[j]! - times[i]! < 1000) j++;
+      busiest = Math.max(busiest, j - i);
+    }
+    expect(busiest).toBeLessThanOrEqual(20);
+    // …and the limit is a rate, not a trickle: 60 messages take about 3 s, not much more.
+    expect(times[times.length - 1]! - times[0]!).toBeLessThan(6000);
+  });
+
+  it("holds at most PIGEON_ENDPOINT_CONCURRENCY requests open to one endpoint", async () => {
+    const { pigeon, appId } = await setup({ PIGEON_ENDPOINT_CONCURRENCY: "4" });
+    let inFlight = 0;
+    let peak = 0;
+    const target = await sink((_req, res: ServerResponse) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end("ok");
+      }, 100);
+    });
+    await pigeon.svix.endpoint.create(appId, { url: target.url() });
+    for (let i = 0; i < 40; i++)
+      await pigeon.svix.message.create(appId, { eventType: "cap.test", payload: { i } });
+    await target.waitFor(40, 20_000);
+    expect(peak).toBe(4);
+  });
+
+  it("a hung endpoint does not hold up its healthy neighbours", async () => {
+    const { pigeon, appId } = await setup({ PIGEON_ENDPOINT_CONCURRENCY: "4" });
+    const hung = await sink(() => {
+      // never answers
+    });
+    const healthy = await sink();
+    await pigeon.svix.endpoint.create(appId, { url: hung.url(), timeoutMs: 15_000 });
+    await pigeon.svix.endpoint.create(appId, { url: healthy.url() });
+    const started = Date.now();
+    for (let i = 0; i < 100; i++)
+      await pigeon.svix.message.create(appId, { eventType: "hol.test", payload: { i } });
+    await healthy.waitFor(100, 10_000);
+    // All 100 arrived while the hung endpoint still had its first requests open (15 s timeout).
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(hung.received.length).toBe(4);
+  });
+});
