@@ -1,6 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import type { PigeonConfig } from "../core/config.js";
 import { newId } from "../core/ids.js";
+import { SLOT_LATENESS_TOLERANCE_MS } from "../store/rate-slots.js";
 import type { ClaimedDelivery, DeliveryOutcome, Store } from "../store/store.js";
 import type { Attempt } from "../store/types.js";
 import type { HttpSender, SendResult } from "./http-sender.js";
@@ -227,13 +228,20 @@ export class Dispatcher {
     if (queue.waiting.length === 0 && queue.active === 0) this.queues.delete(endpointId);
   }
 
-  /** Waits for the endpoint's next rate slot; slots are reserved in the store so they hold across workers. */
+  /**
+   * Waits for the endpoint's next rate slot; slots are reserved in the store so they hold across
+   * workers. A send that wakes too late for its slot (a busy event loop) gives it up and takes a
+   * new one, so starts never bunch up beyond the limit.
+   */
   private async waitForRateSlot(item: ClaimedDelivery): Promise<void> {
     const rate = item.endpoint.rateLimit;
     if (rate === null || rate <= 0) return;
-    const startAt = await this.store.reserveSendSlot(item.endpoint.id, rate, this.clock.now());
-    const wait = startAt - this.clock.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    for (;;) {
+      const slot = await this.store.reserveSendSlot(item.endpoint.id, rate, this.clock.now());
+      const wait = slot - this.clock.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (this.clock.now() - slot <= SLOT_LATENESS_TOLERANCE_MS) return;
+    }
   }
 
   private async send(item: ClaimedDelivery, queue: EndpointQueue): Promise<void> {

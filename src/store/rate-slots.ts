@@ -1,13 +1,17 @@
 /**
  * Send-slot spacing for rate-limited endpoints (GCRA with a burst of one): slot n+1 starts
- * 1000/rate ms after slot n. Unlike a token bucket with a one-second burst, spacing means no
- * sliding one-second window ever sees more than `rate` sends. The margin absorbs the jitter
- * between when we send and when the receiver counts an arrival.
+ * `slotSpacingMs` after slot n. Unlike a token bucket with a one-second burst, spacing means no
+ * sliding one-second window holds more than `rate` slots.
+ *
+ * A send may start a little after its slot (timers fire late when the event loop is busy). The
+ * spacing leaves room for that: `rate` slots span 1000 + SLOT_LATENESS_TOLERANCE_MS, so sends that
+ * each start within the tolerance of their slot still fit `rate` to any one-second window. A send
+ * later than that gives its slot up and reserves a new one (see the dispatcher).
  */
-export const SLOT_SPACING_MARGIN = 1.01;
+export const SLOT_LATENESS_TOLERANCE_MS = 60;
 
 export function slotSpacingMs(ratePerSecond: number): number {
-  return (1000 / ratePerSecond) * SLOT_SPACING_MARGIN;
+  return (1000 + SLOT_LATENESS_TOLERANCE_MS) / ratePerSecond;
 }
 
 /** In-memory slots: the whole truth for a backend owned by one process (SQLite). */

@@ -10,7 +10,9 @@ describe("bad input", () => {
   beforeAll(async () => {
     pigeon = await startPigeon({ PIGEON_MAX_PAYLOAD_BYTES: "2048" });
     appId = (await pigeon.svix.application.create({ name: "A", uid: "taken" })).id;
-    endpointId = (await pigeon.svix.endpoint.create(appId, { url: "https://hooks.example.invalid/x", uid: "ep-taken" })).id;
+    endpointId = (
+      await pigeon.svix.endpoint.create(appId, { url: "https://hooks.example.invalid/x", uid: "ep-taken" })
+    ).id;
   });
   afterAll(async () => {
     await pigeon.close();
@@ -27,26 +29,51 @@ describe("bad input", () => {
   }
 
   it("malformed JSON → 400 invalid_json", async () => {
-    await expectError(await pigeon.request("POST", "/api/v1/app", "{name: oops"), 400, "invalid_json", "not valid JSON");
+    await expectError(
+      await pigeon.request("POST", "/api/v1/app", "{name: oops"),
+      400,
+      "invalid_json",
+      "not valid JSON",
+    );
   });
 
   it("wrong types → 422 naming the field", async () => {
-    const body = await expectError(await pigeon.request("POST", "/api/v1/app", { name: 42 }), 422, "validation_error");
+    const body = await expectError(
+      await pigeon.request("POST", "/api/v1/app", { name: 42 }),
+      422,
+      "validation_error",
+    );
     expect(body.detail).toEqual([expect.objectContaining({ loc: ["body", "name"] })]);
     await expectError(
-      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", payload: "not an object" }),
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, {
+        eventType: "a.b",
+        payload: "not an object",
+      }),
       422,
       "validation_error",
       "payload",
     );
-    await expectError(await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { payload: {} }), 422, "validation_error", "eventType");
     await expectError(
-      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "https://x.invalid/", rateLimit: -1 }),
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { payload: {} }),
+      422,
+      "validation_error",
+      "eventType",
+    );
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+        url: "https://x.invalid/",
+        rateLimit: -1,
+      }),
       422,
       "validation_error",
       "rateLimit",
     );
-    await expectError(await pigeon.request("POST", "/api/v1/app", { name: "x", surprise: true }), 422, "validation_error", "surprise");
+    await expectError(
+      await pigeon.request("POST", "/api/v1/app", { name: "x", surprise: true }),
+      422,
+      "validation_error",
+      "surprise",
+    );
   });
 
   it("missing body → 422", async () => {
@@ -61,20 +88,35 @@ describe("bad input", () => {
       "not_found",
       "nope",
     );
-    await expectError(await pigeon.request("GET", `/api/v1/app/${appId}/endpoint/ep_missing`), 404, "not_found");
+    await expectError(
+      await pigeon.request("GET", `/api/v1/app/${appId}/endpoint/ep_missing`),
+      404,
+      "not_found",
+    );
     await expectError(await pigeon.request("GET", `/api/v1/app/${appId}/msg/msg_missing`), 404, "not_found");
     await expectError(await pigeon.request("GET", "/api/v1/nothing-here"), 404, "not_found");
   });
 
   it("payload over the limit → 413", async () => {
-    const res = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", payload: { big: "x".repeat(4096) } });
+    const res = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, {
+      eventType: "a.b",
+      payload: { big: "x".repeat(4096) },
+    });
     await expectError(res, 413, "payload_too_large", "2048");
-    const huge = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", payload: { big: "x".repeat(200_000) } });
+    const huge = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, {
+      eventType: "a.b",
+      payload: { big: "x".repeat(200_000) },
+    });
     await expectError(huge, 413, "payload_too_large");
   });
 
   it("invalid URL → 422", async () => {
-    await expectError(await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "not a url" }), 422, "validation_error", "url");
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "not a url" }),
+      422,
+      "validation_error",
+      "url",
+    );
     await expectError(
       await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "ftp://files.example.invalid/x" }),
       422,
@@ -85,7 +127,10 @@ describe("bad input", () => {
 
   it("bad secret → 422", async () => {
     await expectError(
-      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "https://x.invalid/", secret: "whsec_short" }),
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+        url: "https://x.invalid/",
+        secret: "whsec_short",
+      }),
       422,
       "validation_error",
       "secret",
@@ -93,20 +138,42 @@ describe("bad input", () => {
   });
 
   it("duplicate uid → 409", async () => {
-    await expectError(await pigeon.request("POST", "/api/v1/app", { name: "B", uid: "taken" }), 409, "conflict", "taken");
     await expectError(
-      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: "https://x.invalid/", uid: "ep-taken" }),
+      await pigeon.request("POST", "/api/v1/app", { name: "B", uid: "taken" }),
+      409,
+      "conflict",
+      "taken",
+    );
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+        url: "https://x.invalid/",
+        uid: "ep-taken",
+      }),
       409,
       "conflict",
       "ep-taken",
     );
   });
 
+  it("duplicate event type name → 409", async () => {
+    const create = () => pigeon.request("POST", "/api/v1/event-type", { name: "dup.type", description: "x" });
+    expect((await create()).status).toBe(201);
+    await expectError(await create(), 409, "conflict", "dup.type");
+  });
+
   it("duplicate eventId → 409", async () => {
-    const first = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", eventId: "e1", payload: {} });
+    const first = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, {
+      eventType: "a.b",
+      eventId: "e1",
+      payload: {},
+    });
     expect(first.status).toBe(202);
     await expectError(
-      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType: "a.b", eventId: "e1", payload: {} }),
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, {
+        eventType: "a.b",
+        eventId: "e1",
+        payload: {},
+      }),
       409,
       "duplicate_event_id",
       "e1",
@@ -115,7 +182,9 @@ describe("bad input", () => {
 
   it("reserved endpoint headers → 422", async () => {
     await expectError(
-      await pigeon.request("PUT", `/api/v1/app/${appId}/endpoint/${endpointId}/headers`, { headers: { "webhook-id": "x" } }),
+      await pigeon.request("PUT", `/api/v1/app/${appId}/endpoint/${endpointId}/headers`, {
+        headers: { "webhook-id": "x" },
+      }),
       422,
       "validation_error",
       "webhook-id",
@@ -124,12 +193,19 @@ describe("bad input", () => {
 
   it("bad query parameters → 422 naming the parameter", async () => {
     await expectError(await pigeon.request("GET", "/api/v1/app?limit=0"), 422, "validation_error", "limit");
-    await expectError(await pigeon.request("GET", `/api/v1/app/${appId}/msg?before=yesterday`), 422, "validation_error", "before");
+    await expectError(
+      await pigeon.request("GET", `/api/v1/app/${appId}/msg?before=yesterday`),
+      422,
+      "validation_error",
+      "before",
+    );
   });
 
   it("non-JSON content type → 415", async () => {
     await expectError(
-      await pigeon.request("POST", "/api/v1/app", "name=x", { "content-type": "application/x-www-form-urlencoded" }),
+      await pigeon.request("POST", "/api/v1/app", "name=x", {
+        "content-type": "application/x-www-form-urlencoded",
+      }),
       415,
       "unsupported_media_type",
     );
@@ -150,7 +226,11 @@ describe("bad input", () => {
 
   it("an invalid JSON Schema on an event type → 422", async () => {
     await expectError(
-      await pigeon.request("POST", "/api/v1/event-type", { name: "bad.schema", description: "x", schemas: { "1": { type: 12 } } }),
+      await pigeon.request("POST", "/api/v1/event-type", {
+        name: "bad.schema",
+        description: "x",
+        schemas: { "1": { type: 12 } },
+      }),
       422,
       "validation_error",
       "JSON Schema",

@@ -66,7 +66,11 @@ describe("per-endpoint limits and isolation", () => {
       // never answers
     });
     const healthy = await sink();
-    await pigeon.svix.endpoint.create(appId, { url: hung.url(), timeoutMs: 15_000 });
+    const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+      url: hung.url(),
+      timeoutMs: 15_000,
+    });
+    expect(res.status).toBe(201);
     await pigeon.svix.endpoint.create(appId, { url: healthy.url() });
     const started = Date.now();
     for (let i = 0; i < 100; i++)

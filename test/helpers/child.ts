@@ -28,16 +28,21 @@ export class PigeonProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [CLI, "serve", "--port", String(this.port), "--host", "127.0.0.1", ...this.args], {
-      env: { ...process.env, ...this.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, "serve", "--port", String(this.port), "--host", "127.0.0.1", ...this.args],
+      {
+        env: { ...process.env, ...this.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     this.child = child;
     child.stdout?.on("data", (d: Buffer) => this.output.push(d.toString()));
     child.stderr?.on("data", (d: Buffer) => this.output.push(d.toString()));
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`pigeon exited with ${child.exitCode}: ${this.output.join("")}`);
+      if (child.exitCode !== null)
+        throw new Error(`pigeon exited with ${child.exitCode}: ${this.output.join("")}`);
       try {
         const res = await fetch(`${this.baseUrl}/api/v1/health`);
         if (res.status === 204) return;

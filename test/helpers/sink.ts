@@ -24,9 +24,11 @@ export class Sink {
   static async start(behaviour?: SinkBehaviour): Promise<Sink> {
     let sink: Sink | undefined;
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      // Arrival is when the request line and headers are in, not when the body is done.
+      const arrivedAt = Date.now();
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => sink!.handle(req, Buffer.concat(chunks), res));
+      req.on("end", () => sink!.handle(req, Buffer.concat(chunks), res, arrivedAt));
     });
     sink = new Sink(server);
     if (behaviour) sink.behaviour = behaviour;
@@ -34,10 +36,10 @@ export class Sink {
     return sink;
   }
 
-  private handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+  private handle(req: IncomingMessage, body: Buffer, res: ServerResponse, arrivedAt: number): void {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-    const record = { method: req.method ?? "", url: req.url ?? "", headers, body, receivedAt: Date.now() };
+    const record = { method: req.method ?? "", url: req.url ?? "", headers, body, receivedAt: arrivedAt };
     this.received.push(record);
     for (const w of this.waiters.slice()) {
       if (this.received.length >= w.count) {

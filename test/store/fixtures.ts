@@ -2,14 +2,7 @@ import { afterEach, beforeEach, expect } from "vitest";
 import { PigeonError } from "../../src/core/errors.js";
 import { newId } from "../../src/core/ids.js";
 import type { Store } from "../../src/store/store.js";
-import type {
-  Application,
-  Attempt,
-  Delivery,
-  Endpoint,
-  EventType,
-  Message,
-} from "../../src/store/types.js";
+import type { Application, Attempt, Delivery, Endpoint, EventType, Message } from "../../src/store/types.js";
 import { type BackendName, openTestStore, type TestStore } from "../helpers/backends.js";
 
 /** A fixed clock for store tests: the store never reads the time itself (except archiving). */

@@ -6,36 +6,44 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  * transaction), honouring each endpoint's concurrency cap across every worker sharing the
  * database.
  *
- * 1. `full_endpoints`, `head`: the endpoints of the first `limit` due rows in time order (as the
- *    SQLite claim scans), leaving out excluded endpoints and endpoints already at their cap. The
- *    cap filter uses the statement's snapshot, which may be a little old; it only keeps a full
- *    endpoint's backlog from crowding everyone else out of the head scan.
+ * 1. `full_endpoints`, `head`: the endpoints among the first `limit` due rows in time order (the
+ *    rows the SQLite claim scans), and how many of those rows each has; excluded endpoints and
+ *    endpoints already at their cap are left out. That cap filter reads the statement's snapshot,
+ *    which may be a little old: it only keeps a full endpoint's backlog from crowding everyone
+ *    else out of the head scan (a second worker would otherwise see nothing but it).
  * 2. `locked`: those endpoint rows, `FOR NO KEY UPDATE SKIP LOCKED`, in id order. Every claim takes
  *    this lock, so claims for one endpoint never overlap; SKIP LOCKED means a claim never waits (an
- *    endpoint another worker is claiming right now is simply left to it). NO KEY UPDATE, not
- *    UPDATE, so deliveries can still be inserted for the endpoint meanwhile (FK checks take KEY
- *    SHARE).
- * 3. `room`: cap − max(what this worker says it holds, its own unexpired leases) − other workers'
- *    unexpired leases. The counts come from `pigeon_endpoint_leases`, a VOLATILE function, i.e. a
- *    fresh snapshot taken after the endpoint lock: under READ COMMITTED a plain subquery would
- *    count from the statement's start and miss a claim that committed while we waited for the
- *    lock, letting two workers overfill one endpoint (the two-store test catches that).
- * 4. `picked`: per endpoint, the `room` earliest due rows (`LIMIT` inside a LATERAL, an index range
- *    per endpoint, rather than `row_number()` over every due row, which would read an endpoint's
- *    whole backlog), locked `FOR UPDATE SKIP LOCKED`; then the earliest `limit` of those. A row
- *    another worker claimed since our snapshot fails the re-check of `next_attempt_at <= now`
- *    under its new lease and is dropped, so nothing is claimed twice.
+ *    endpoint another worker is claiming right now is left to it). NO KEY UPDATE, not UPDATE, so
+ *    deliveries can still be inserted for the endpoint meanwhile (FK checks take KEY SHARE).
+ * 3. `room`: cap − what this worker holds (`heldByEndpoint`, as on SQLite) − other workers'
+ *    unexpired leases (locked_by names the worker), and no more than the endpoint's rows in the
+ *    head. This worker's own leases are not counted again: its dispatcher already counts them in
+ *    `heldByEndpoint`, and more precisely (a row it has finished sending but not yet recorded is
+ *    still 'sending' in the table; counting it would leave the claim that follows each completion
+ *    empty and stall the endpoint until the next poll). A dead worker's leases belong to no live
+ *    worker, so they count as "other" until they expire.
+ *    The count comes from `pigeon_other_leases`, a VOLATILE function, so it is read with a fresh
+ *    snapshot taken after the endpoint lock. Under READ COMMITTED a plain subquery would count
+ *    from the statement's start and miss a claim that committed between then and our lock,
+ *    letting two workers overfill one endpoint (the two-worker test catches that in most runs).
+ * 4. `picked`: per endpoint, its `room` earliest due rows (`LIMIT` inside a LATERAL: one short
+ *    index range per endpoint), locked `FOR NO KEY UPDATE SKIP LOCKED`, so at most `limit` rows are
+ *    locked. A row another worker claimed since our snapshot fails the re-check of
+ *    `next_attempt_at <= now` under its new lease and is passed over, so nothing is claimed twice
+ *    and the scan moves on to that endpoint's next due row.
  * 5. The lease end goes into next_attempt_at (and locked_until), as on SQLite: if this worker
- *    dies, its rows simply come due again.
+ *    dies, its rows simply come due again. As on SQLite, the delivery handed back is the row as
+ *    it was before the claim, with status 'sending'.
  */
 const CLAIM_SQL = `
 WITH full_endpoints AS MATERIALIZED (
   SELECT endpoint_id FROM deliveries
-   WHERE status = 'sending' AND next_attempt_at > $1
-   GROUP BY endpoint_id HAVING count(*) >= $5
+   WHERE status = 'sending' AND next_attempt_at > $1 AND locked_by IS DISTINCT FROM $7
+   GROUP BY endpoint_id
+  HAVING count(*) + COALESCE(($6::jsonb ->> endpoint_id)::int, 0) >= $5
 ),
 head AS MATERIALIZED (
-  SELECT DISTINCT due.endpoint_id FROM (
+  SELECT due.endpoint_id, count(*) AS n FROM (
     SELECT endpoint_id FROM deliveries
      WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1
        AND endpoint_id <> ALL ($4::text[])
@@ -43,6 +51,7 @@ head AS MATERIALIZED (
      ORDER BY next_attempt_at
      LIMIT $2
   ) due
+  GROUP BY due.endpoint_id
 ),
 locked AS MATERIALIZED (
   SELECT e.* FROM endpoints e
@@ -52,19 +61,19 @@ locked AS MATERIALIZED (
 ),
 room AS MATERIALIZED (
   SELECT l.id AS endpoint_id,
-         $5 - GREATEST(COALESCE(($6::jsonb ->> l.id)::int, 0), leases.mine) - leases.others AS room
+         LEAST(h.n, $5 - COALESCE(($6::jsonb ->> l.id)::int, 0) - pigeon_other_leases(l.id, $1, $7)) AS room
     FROM locked l
-   CROSS JOIN LATERAL pigeon_endpoint_leases(l.id, $1, $7) leases
+    JOIN head h ON h.endpoint_id = l.id
 ),
 picked AS MATERIALIZED (
-  SELECT p.id, p.next_attempt_at
+  SELECT p.*
     FROM room r
    CROSS JOIN LATERAL (
-     SELECT d.id, d.next_attempt_at FROM deliveries d
+     SELECT d.* FROM deliveries d
       WHERE d.endpoint_id = r.endpoint_id AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= $1
       ORDER BY d.next_attempt_at
-      LIMIT LEAST(GREATEST(r.room, 0), $2)
-      FOR UPDATE OF d SKIP LOCKED
+      LIMIT GREATEST(r.room, 0)
+      FOR NO KEY UPDATE OF d SKIP LOCKED
    ) p
    ORDER BY p.next_attempt_at, p.id
    LIMIT $2
@@ -74,13 +83,13 @@ claimed AS (
      SET status = 'sending', next_attempt_at = $3, locked_until = $3, locked_by = $7, updated_at = $1
     FROM picked p
    WHERE d.id = p.id
-  RETURNING d.*
+  RETURNING d.id
 )
-SELECT row_to_json(c.*) AS delivery, row_to_json(m.*) AS message, row_to_json(l.*) AS endpoint
+SELECT row_to_json(p.*) AS delivery, row_to_json(m.*) AS message, row_to_json(l.*) AS endpoint
   FROM claimed c
   JOIN picked p ON p.id = c.id
-  JOIN messages m ON m.id = c.msg_id
-  JOIN locked l ON l.id = c.endpoint_id
+  JOIN messages m ON m.id = p.msg_id
+  JOIN locked l ON l.id = p.endpoint_id
  ORDER BY p.next_attempt_at, p.id
 `;
 
@@ -101,7 +110,7 @@ export function claimQuery(claim: ClaimRequest, worker: string): { text: string;
 
 export function claimedFromRow(row: Row): ClaimedDelivery {
   return {
-    delivery: deliveryFromRow(row.delivery as Row),
+    delivery: { ...deliveryFromRow(row.delivery as Row), status: "sending" },
     message: messageFromRow(row.message as Row),
     endpoint: endpointFromRow(row.endpoint as Row),
   };

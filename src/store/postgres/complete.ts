@@ -7,10 +7,13 @@ import type { DeliveryOutcome } from "../store.js";
  * that this batch disabled.
  *
  * Rows are locked in id order (deliveries, then endpoints) so two workers completing overlapping
- * batches (a lease that expired and was re-claimed) queue up instead of deadlocking. `before`
- * reads each endpoint under its lock, i.e. its latest committed version, so "was it already
- * disabled?" and the failSince of the event are exact even when two workers disable the same
- * endpoint at once: the second finds it disabled and emits nothing.
+ * batches (a lease that expired and was re-claimed) queue up instead of deadlocking. Only endpoints
+ * whose state changes are locked and written (failing_since starts or ends, or it is disabled):
+ * a healthy endpoint's row is not rewritten on every batch, and claims, which skip locked
+ * endpoint rows, are not turned away by completions. `before` re-checks that condition on each
+ * endpoint's latest committed version under its lock, so "was it already disabled?" and the
+ * failSince of the event are exact even when two workers disable the same endpoint at once: the
+ * second finds it disabled and emits nothing.
  */
 const COMPLETE_SQL = `
 WITH outcome AS (
@@ -18,7 +21,7 @@ WITH outcome AS (
     AS o(id, status, attempted, next_attempt_at, last_error)
 ),
 target AS MATERIALIZED (
-  SELECT d.id FROM deliveries d WHERE d.id IN (SELECT id FROM outcome) ORDER BY d.id FOR NO KEY UPDATE
+  SELECT d.id FROM deliveries d WHERE d.id IN (SELECT id FROM outcome) ORDER BY d.id FOR NO KEY UPDATE OF d
 ),
 attempt AS (
   INSERT INTO attempts (id, msg_id, endpoint_id, delivery_id, url, succeeded, response_status_code, response,
@@ -40,39 +43,43 @@ change AS (
     AS c(endpoint_id, succeeded, failed, disable_event_id, disable_reason)
 ),
 before AS MATERIALIZED (
-  SELECT e.id, e.app_id, e.uid, e.failing_since, e.disabled FROM endpoints e
-   WHERE e.id IN (SELECT endpoint_id FROM change)
+  SELECT e.id, e.app_id, e.uid, e.failing_since, e.disabled,
+         c.succeeded, c.failed, c.disable_event_id, c.disable_reason
+    FROM endpoints e JOIN change c ON c.endpoint_id = e.id
+   WHERE (c.succeeded AND e.failing_since IS NOT NULL)
+      OR (c.failed AND NOT c.succeeded AND e.failing_since IS NULL)
+      OR (c.disable_event_id IS NOT NULL AND NOT e.disabled)
    ORDER BY e.id
    FOR NO KEY UPDATE OF e
 ),
 endpoint AS (
   UPDATE endpoints e
-     SET disabled = b.disabled OR c.disable_event_id IS NOT NULL,
-         updated_at = CASE WHEN c.disable_event_id IS NOT NULL AND NOT b.disabled THEN $1 ELSE e.updated_at END,
+     SET disabled = b.disabled OR b.disable_event_id IS NOT NULL,
+         updated_at = CASE WHEN b.disable_event_id IS NOT NULL AND NOT b.disabled THEN $1 ELSE e.updated_at END,
          failing_since = CASE
-           WHEN c.succeeded THEN NULL
-           WHEN c.failed THEN COALESCE(b.failing_since, $1)
+           WHEN b.succeeded THEN NULL
+           WHEN b.failed THEN COALESCE(b.failing_since, $1)
            ELSE b.failing_since
          END
-    FROM change c JOIN before b ON b.id = c.endpoint_id
-   WHERE e.id = c.endpoint_id
+    FROM before b
+   WHERE e.id = b.id
   RETURNING 1
 ),
 disabled_event AS (
   INSERT INTO operational_events (id, type, app_id, data, created_at)
-  SELECT c.disable_event_id, 'endpoint.disabled', b.app_id,
+  SELECT b.disable_event_id, 'endpoint.disabled', b.app_id,
          json_build_object(
            'appId', b.app_id,
            'endpointId', b.id,
            'endpointUid', b.uid,
            'failSince', to_char(timestamp '1970-01-01' + b.failing_since * interval '1 millisecond',
                                 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'reason', c.disable_reason,
-           'trigger', CASE WHEN c.disable_reason = 'gone' THEN 'manual' ELSE 'automatic' END
+           'reason', b.disable_reason,
+           'trigger', CASE WHEN b.disable_reason = 'gone' THEN 'manual' ELSE 'automatic' END
          ),
          $1
-    FROM change c JOIN before b ON b.id = c.endpoint_id
-   WHERE c.disable_event_id IS NOT NULL AND NOT b.disabled
+    FROM before b
+   WHERE b.disable_event_id IS NOT NULL AND NOT b.disabled
   ON CONFLICT (id) DO NOTHING
   RETURNING 1
 )

@@ -22,27 +22,15 @@ export class Database {
       return await run();
     } catch (error) {
       if (!options.read || !isConnectionError(error)) throw error;
+      // Let pending socket events land first: the pool then drops the other idle connections
+      // that died with this one instead of handing the retry one of them.
+      await new Promise((resolve) => setImmediate(resolve));
       return await run();
     }
   }
 
   async one(text: string, values: unknown[] = [], options: QueryOptions = {}): Promise<Row | undefined> {
     return (await this.query(text, values, options))[0];
-  }
-
-  /** Runs `fn` on one connection inside BEGIN/COMMIT; rolls back and rethrows on error. */
-  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.withClient(async (client) => {
-      await client.query("BEGIN");
-      try {
-        const result = await fn(client);
-        await client.query("COMMIT");
-        return result;
-      } catch (error) {
-        if (!isConnectionError(error)) await client.query("ROLLBACK").catch(() => {});
-        throw error;
-      }
-    });
   }
 
   /**

@@ -151,19 +151,16 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     next_free_at DOUBLE PRECISION NOT NULL
   );
 
-  -- Unexpired leases of one endpoint, split into the caller's and everyone else's. VOLATILE on
-  -- purpose: a volatile function takes a fresh snapshot for its query, so called by the claim
-  -- right after it has locked the endpoint row, it sees every claim committed before that lock,
-  -- even though the claim statement's own snapshot is older (READ COMMITTED). A STABLE function
-  -- or a plain subquery would count from the stale snapshot and let two workers overfill an
-  -- endpoint. See claim.ts.
-  CREATE FUNCTION pigeon_endpoint_leases(p_endpoint_id TEXT, p_now BIGINT, p_worker TEXT,
-                                         OUT mine BIGINT, OUT others BIGINT)
+  -- Other workers' unexpired leases on one endpoint. VOLATILE on purpose: a volatile function
+  -- takes a fresh snapshot for its query, so called by the claim right after it has locked the
+  -- endpoint row, it sees every claim committed before that lock, even though the claim
+  -- statement's own snapshot is older (READ COMMITTED). A STABLE function or a plain subquery
+  -- would count from the stale snapshot and let two workers overfill an endpoint. See claim.ts.
+  CREATE FUNCTION pigeon_other_leases(p_endpoint_id TEXT, p_now BIGINT, p_worker TEXT) RETURNS BIGINT
   LANGUAGE sql VOLATILE AS $$
-    SELECT count(*) FILTER (WHERE locked_by = p_worker),
-           count(*) FILTER (WHERE locked_by IS DISTINCT FROM p_worker)
-      FROM deliveries
+    SELECT count(*) FROM deliveries
      WHERE endpoint_id = p_endpoint_id AND status = 'sending' AND next_attempt_at > p_now
+       AND locked_by IS DISTINCT FROM p_worker
   $$;
   `,
 ];

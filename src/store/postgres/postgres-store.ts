@@ -112,7 +112,7 @@ export class PostgresStore implements Store {
   private closing: Promise<void> | undefined;
 
   private constructor(
-    readonly config: PostgresConnectionConfig,
+    private readonly config: PostgresConnectionConfig,
     db: Database,
   ) {
     this.db = db;
@@ -338,11 +338,10 @@ export class PostgresStore implements Store {
   }
 
   async scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void> {
-    await this.db.query("UPDATE endpoints SET handshake_attempts = $1, handshake_next_at = $2 WHERE id = $3", [
-      attempts,
-      nextAt,
-      endpointId,
-    ]);
+    await this.db.query(
+      "UPDATE endpoints SET handshake_attempts = $1, handshake_next_at = $2 WHERE id = $3",
+      [attempts, nextAt, endpointId],
+    );
   }
 
   // Messages -----------------------------------------------------------------------------------
@@ -526,7 +525,13 @@ export class PostgresStore implements Store {
   }
 
   async requeueDelivery(delivery: Delivery, now: number): Promise<void> {
-    const row = deliveryToRow({ ...delivery, status: "pending", nextAttemptAt: now, manual: true, updatedAt: now });
+    const row = deliveryToRow({
+      ...delivery,
+      status: "pending",
+      nextAttemptAt: now,
+      manual: true,
+      updatedAt: now,
+    });
     const { text, values } = insertQuery("deliveries", row);
     values.push(this.config.channel);
     await this.db.query(
@@ -652,9 +657,13 @@ export class PostgresStore implements Store {
   }
 
   async getAttempt(msgId: string, attemptId: string): Promise<Attempt | undefined> {
-    const row = await this.db.one("SELECT * FROM attempts WHERE msg_id = $1 AND id = $2", [msgId, attemptId], {
-      read: true,
-    });
+    const row = await this.db.one(
+      "SELECT * FROM attempts WHERE msg_id = $1 AND id = $2",
+      [msgId, attemptId],
+      {
+        read: true,
+      },
+    );
     return row ? attemptFromRow(row) : undefined;
   }
 

@@ -33,7 +33,8 @@ const strOrNull = (value: unknown): string | null =>
 const bool = (value: unknown): boolean => value === true;
 const json = <T>(value: unknown, fallback: T): T =>
   value === null || value === undefined ? fallback : (value as T);
-const jsonOrNull = <T>(value: unknown): T | null => (value === null || value === undefined ? null : (value as T));
+const jsonOrNull = <T>(value: unknown): T | null =>
+  value === null || value === undefined ? null : (value as T);
 
 /** JSON parameters are sent as text: pg would turn a JS array into a PostgreSQL array literal. */
 export const toJson = (value: unknown): string | null =>

@@ -46,8 +46,10 @@ type Row = Record<string, unknown>;
 /** How stale the due-endpoint hints may get before a full resync (catches other writers). */
 const DUE_RESYNC_MS = 10_000;
 
+/** A duplicate key: a UNIQUE column, or a primary key such as event_types.name. */
 function isUniqueViolation(error: unknown): boolean {
-  return (error as { code?: string } | null)?.code === "SQLITE_CONSTRAINT_UNIQUE";
+  const code = (error as { code?: string } | null)?.code;
+  return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
 /** Fetches limit+1 rows so `done` is known without a count query. */

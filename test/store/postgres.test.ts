@@ -1,0 +1,368 @@
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
+import { slotSpacingMs } from "../../src/store/rate-slots.js";
+import type { ClaimedDelivery, ClaimRequest, Store } from "../../src/store/store.js";
+import type { Application, Endpoint } from "../../src/store/types.js";
+import {
+  describeBackend,
+  openTestStore,
+  POSTGRES_TEST_URL,
+  postgresAdmin,
+  type TestStore,
+} from "../helpers/backends.js";
+import { application, attempt, endpoint, publish, T0 } from "./fixtures.js";
+
+// PostgreSQL only: what a shared database adds — several workers (stores with their own pools)
+// claiming at once, LISTEN/NOTIFY between them, and surviving killed connections.
+
+const LEASE = 60_000;
+
+function claimAt(now: number, overrides: Partial<ClaimRequest> = {}): ClaimRequest {
+  return {
+    now,
+    limit: 100,
+    leaseUntil: now + LEASE,
+    excludeEndpointIds: [],
+    endpointConcurrency: 100,
+    heldByEndpoint: {},
+    ...overrides,
+  };
+}
+
+async function setup(store: Store, endpoints: number): Promise<{ app: Application; eps: Endpoint[] }> {
+  const app = application();
+  await store.createApplication(app);
+  const eps: Endpoint[] = [];
+  for (let i = 0; i < endpoints; i++) {
+    const ep = endpoint(app.id);
+    await store.createEndpoint(ep);
+    eps.push(ep);
+  }
+  return { app, eps };
+}
+
+/** Unexpired 'sending' rows per endpoint, straight from the table. */
+async function leasesPerEndpoint(t: TestStore, now: number): Promise<Map<string, number>> {
+  const { rows } = await postgresAdmin().query<{ endpoint_id: string; n: number }>(
+    `SELECT endpoint_id, count(*)::int AS n FROM "${t.schema}".deliveries
+      WHERE status = 'sending' AND next_attempt_at > $1 GROUP BY endpoint_id`,
+    [now],
+  );
+  return new Map(rows.map((r) => [r.endpoint_id, r.n]));
+}
+
+/** Resolves on the listener's next call, or rejects after `ms`. */
+function nextCall(subscribe: (fn: () => void) => () => void, ms = 5_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unsubscribe();
+      reject(new Error(`no notification within ${ms} ms`));
+    }, ms);
+    const unsubscribe = subscribe(() => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve();
+    });
+  });
+}
+
+async function terminate(applicationName: string): Promise<number[]> {
+  const { rows } = await postgresAdmin().query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1`,
+    [applicationName],
+  );
+  const pids = rows.map((r) => r.pid);
+  await postgresAdmin().query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
+  // Wait until the server has reaped them, so the test then exercises the client side only.
+  for (let i = 0; i < 100; i++) {
+    const left = await postgresAdmin().query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY ($1::int[])", [
+      pids,
+    ]);
+    if (left.rowCount === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return pids;
+}
+
+describeBackend("postgres", "PostgreSQL store: workers sharing one database", () => {
+  let t: TestStore;
+  beforeEach(async () => {
+    t = await openTestStore("postgres");
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  /**
+   * A worker as the dispatcher drives one: claims one at a time, telling the store what it holds
+   * per endpoint (claimed and not yet completed).
+   */
+  class Worker {
+    readonly held = new Map<string, number>();
+    constructor(
+      readonly name: string,
+      readonly store: Store,
+    ) {}
+
+    async claim(now: number, cap: number, limit: number): Promise<ClaimedDelivery[]> {
+      const claimed = await this.store.claimDueDeliveries(
+        claimAt(now, { limit, endpointConcurrency: cap, heldByEndpoint: Object.fromEntries(this.held) }),
+      );
+      for (const c of claimed) this.held.set(c.endpoint.id, (this.held.get(c.endpoint.id) ?? 0) + 1);
+      return claimed;
+    }
+
+    async complete(items: ClaimedDelivery[], now: number): Promise<void> {
+      await this.store.completeDeliveries(
+        items.map((c) => ({
+          deliveryId: c.delivery.id,
+          endpointId: c.endpoint.id,
+          attempt: attempt(c.delivery, { succeeded: true, responseStatusCode: 200, errorCode: null }),
+          result: "succeeded" as const,
+        })),
+        now,
+      );
+      for (const c of items) this.held.set(c.endpoint.id, (this.held.get(c.endpoint.id) ?? 0) - 1);
+    }
+  }
+
+  it("workers claiming at once never share a delivery and never exceed an endpoint's cap together", async () => {
+    const cap = 3;
+    const workers = [new Worker("w0", t.store)];
+    for (let i = 1; i < 6; i++) workers.push(new Worker(`w${i}`, await t.openAnother()));
+    const { app, eps } = await setup(t.store, 4);
+    for (const ep of eps) {
+      for (let i = 0; i < 15; i++) await publish(t.store, app, [ep], {}, { nextAttemptAt: T0 - 1000 + i });
+    }
+    const owner = new Map<string, Worker>();
+    const claimedItems: ClaimedDelivery[] = [];
+    const race = (now: number) =>
+      Promise.all(
+        workers.map(async (worker) => {
+          for (let round = 0; round < 10; round++) {
+            const claimed = await worker.claim(now, cap, 2);
+            for (const c of claimed) {
+              expect(owner.has(c.delivery.id), `${c.delivery.id} claimed twice`).toBe(false);
+              owner.set(c.delivery.id, worker);
+              claimedItems.push(c);
+            }
+            for (const [ep, n] of await leasesPerEndpoint(t, now)) {
+              expect(n, `endpoint ${ep} over its cap`).toBeLessThanOrEqual(cap);
+            }
+          }
+        }),
+      );
+
+    await race(T0);
+    // Nothing was completed, so each endpoint ends exactly at its cap, shared among the workers.
+    expect([...(await leasesPerEndpoint(t, T0)).values()]).toEqual([cap, cap, cap, cap]);
+    expect(owner.size).toBe(4 * cap);
+    expect(new Set(owner.values()).size).toBeGreaterThan(1);
+
+    // Completing some frees exactly that much room, which the next race fills and no more.
+    const finished = claimedItems.slice(0, 5);
+    for (const c of finished) await owner.get(c.delivery.id)!.complete([c], T0 + 1);
+    await race(T0 + 2);
+    expect([...(await leasesPerEndpoint(t, T0 + 2)).values()]).toEqual([cap, cap, cap, cap]);
+    expect(owner.size).toBe(4 * cap + 5);
+  });
+
+  it("counts other workers' unexpired leases against the cap, and its own through heldByEndpoint", async () => {
+    const workerA = t.store;
+    const workerB = await t.openAnother();
+    const { app, eps } = await setup(workerA, 1);
+    const ep = eps[0]!;
+    for (let i = 0; i < 12; i++) await publish(workerA, app, [ep], {}, { nextAttemptAt: T0 - 100 + i });
+    const claim = (store: Store, cap: number, held: number, now = T0) =>
+      store.claimDueDeliveries(claimAt(now, { endpointConcurrency: cap, heldByEndpoint: { [ep.id]: held } }));
+
+    expect(await claim(workerA, 4, 0)).toHaveLength(4);
+    // B holds nothing itself; A's four leases fill the cap.
+    expect(await claim(workerB, 4, 0)).toHaveLength(0);
+    expect(await claim(workerB, 6, 0)).toHaveLength(2);
+    expect(await claim(workerB, 6, 2)).toHaveLength(0);
+    // A's own leases are what A says it holds: a row it has sent but not yet recorded is not
+    // in flight, so telling the store it holds 3 of its 4 leases leaves room for one more.
+    expect(await claim(workerA, 6, 3)).toHaveLength(1);
+    // Once the leases expire they count no more, and those rows are due again.
+    expect(await claim(workerB, 4, 0, T0 + LEASE)).toHaveLength(4);
+  });
+
+  it("two workers disabling one endpoint at once emit exactly one endpoint.disabled event", async () => {
+    const workerB = await t.openAnother();
+    const { app, eps } = await setup(t.store, 5);
+    for (const ep of eps) {
+      const a = await publish(t.store, app, [ep]);
+      const b = await publish(t.store, app, [ep]);
+      const disable = (d: (typeof a.deliveries)[0]) => ({
+        deliveryId: d.id,
+        endpointId: ep.id,
+        attempt: attempt(d),
+        result: "failed" as const,
+        disableEndpoint: { reason: "failing" },
+      });
+      await Promise.all([
+        t.store.completeDeliveries([disable(a.deliveries[0]!)], T0 + 1),
+        workerB.completeDeliveries([disable(b.deliveries[0]!)], T0 + 1),
+      ]);
+    }
+    const events = (await t.store.listOperationalEvents({ limit: 100 })).data;
+    expect(events.map((e) => e.data.endpointId).sort()).toEqual(eps.map((e) => e.id).sort());
+  });
+
+  it("a success on a healthy endpoint does not rewrite (or lock) the endpoint row", async () => {
+    const { app, eps } = await setup(t.store, 1);
+    const ep = eps[0]!;
+    const { deliveries } = await publish(t.store, app, [ep]);
+    const version = async () =>
+      (
+        await postgresAdmin().query(`SELECT xmin::text AS v FROM "${t.schema}".endpoints WHERE id = $1`, [
+          ep.id,
+        ])
+      ).rows[0].v;
+    const before = await version();
+    await t.store.completeDeliveries(
+      [
+        {
+          deliveryId: deliveries[0]!.id,
+          endpointId: ep.id,
+          attempt: attempt(deliveries[0]!, { succeeded: true, responseStatusCode: 200, errorCode: null }),
+          result: "succeeded",
+        },
+      ],
+      T0 + 1,
+    );
+    expect(await version()).toBe(before);
+  });
+
+  it("reserves send slots through the database, so two workers share one rate", async () => {
+    const workerB = await t.openAnother();
+    const { eps } = await setup(t.store, 1);
+    const ep = eps[0]!;
+    const slots = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? t.store : workerB).reserveSendSlot(ep.id, 50, T0)),
+    );
+    slots.sort((x, y) => x - y);
+    expect(slots[0]).toBe(T0);
+    for (let i = 1; i < slots.length; i++)
+      expect(slots[i]! - slots[i - 1]!).toBeCloseTo(slotSpacingMs(50), 2);
+  });
+});
+
+describeBackend("postgres", "PostgreSQL store: LISTEN/NOTIFY", () => {
+  let t: TestStore;
+  let other: TestStore | undefined;
+  beforeEach(async () => {
+    t = await openTestStore("postgres");
+  });
+  afterEach(async () => {
+    await other?.cleanup();
+    other = undefined;
+    await t.cleanup();
+  });
+
+  it("wakes another worker on new work, on commit, and not across schemas", async () => {
+    const publisher = t.store;
+    const worker = (await t.openAnother()) as PostgresStore;
+    other = await openTestStore("postgres");
+    const stranger = other.store as PostgresStore;
+    let strangerCalls = 0;
+    stranger.onNewWork(() => strangerCalls++);
+    let workerCalls = 0;
+    worker.onNewWork(() => workerCalls++);
+    await Promise.all([worker.whenListening(), stranger.whenListening()]);
+    const { app, eps } = await setup(publisher, 2);
+    const [a, b] = eps as [Endpoint, Endpoint];
+
+    // Only held deliveries: nothing to do yet, nobody woken.
+    await publish(publisher, app, [a], {}, { status: "held" });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(workerCalls).toBe(0);
+
+    const woken = nextCall((fn) => worker.onNewWork(fn));
+    await publish(publisher, app, [a, b]);
+    await woken;
+
+    // Every other way work gets queued wakes it too.
+    const wake = async (action: () => Promise<unknown>) => {
+      const next = nextCall((fn) => worker.onNewWork(fn));
+      await action();
+      await next;
+    };
+    await wake(() => publisher.markEndpointVerified(a.id, T0));
+    const claimed = await publisher.claimDueDeliveries(claimAt(Date.now()));
+    await wake(() => publisher.releaseDeliveries([claimed[0]!.delivery.id], Date.now()));
+    const failed = await publish(publisher, app, [b], {}, { status: "failed" });
+    await wake(() => publisher.recoverFailedDeliveries(b.id, 0, Date.now()));
+    await wake(() => publisher.requeueDelivery(failed.deliveries[0]!, Date.now()));
+    expect(strangerCalls).toBe(0);
+  });
+
+  it("survives terminated connections: reads retry, writes work, the listener re-subscribes", async () => {
+    const store = t.store as PostgresStore;
+    const publisher = await t.openAnother({ applicationName: "pigeon-test-publisher" });
+    const { app, eps } = await setup(store, 1);
+    let calls = 0;
+    store.onNewWork(() => calls++);
+    await store.whenListening();
+    const listenerPid = store.listenerPid;
+    // Warm the pool so several idle connections are there to be killed.
+    await Promise.all(Array.from({ length: 6 }, () => store.getApplication(app.id)));
+
+    const killed = await terminate(t.applicationName!);
+    expect(killed).toContain(listenerPid);
+    expect(killed.length).toBeGreaterThan(1);
+
+    // Reads right after the kill retry on a fresh connection.
+    const reads = await Promise.all(Array.from({ length: 6 }, () => store.getApplication(app.id)));
+    expect(reads.every((r) => r?.id === app.id)).toBe(true);
+    // Writes go through on fresh connections too.
+    const another = application();
+    await store.createApplication(another);
+    expect(await store.getApplication(another.id)).toEqual(another);
+
+    // The listener comes back on a new connection, wakes its subscribers once (a notification may
+    // have been missed), and hears the next one.
+    for (let i = 0; i < 200 && (store.listenerPid === undefined || store.listenerPid === listenerPid); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await store.whenListening();
+    expect(store.listenerPid).toBeDefined();
+    expect(store.listenerPid).not.toBe(listenerPid);
+    await expect.poll(() => calls).toBeGreaterThanOrEqual(1);
+    const woken = nextCall((fn) => store.onNewWork(fn));
+    await publish(publisher, app, [eps[0]!]);
+    await woken;
+    const claimed = await store.claimDueDeliveries(claimAt(Date.now()));
+    expect(claimed).toHaveLength(1);
+  });
+});
+
+describeBackend("postgres", "PostgreSQL store: opening", () => {
+  it("takes the schema from the URL and creates it; two stores can migrate at once", async () => {
+    const schema = `pigeon_test_url_${Date.now().toString(36)}`;
+    try {
+      const [a, b] = await Promise.all([
+        PostgresStore.open(`${POSTGRES_TEST_URL}?schema=${schema}&application_name=pigeon-test-url`),
+        PostgresStore.open(`${POSTGRES_TEST_URL}?schema=${schema}&application_name=pigeon-test-url`),
+      ]);
+      const app = application();
+      await a.createApplication(app);
+      expect(await b.getApplication(app.id)).toEqual(app);
+      const { rows } = await postgresAdmin().query(`SELECT count(*)::int AS n FROM "${schema}".applications`);
+      expect(rows[0].n).toBe(1);
+      const search = await a.pool.query("SHOW search_path");
+      expect(search.rows[0].search_path).toBe(`"${schema}"`);
+      await Promise.all([a.close(), b.close()]);
+    } finally {
+      await postgresAdmin().query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    }
+  });
+
+  it("rejects a schema name that is not a plain identifier", async () => {
+    await expect(PostgresStore.open(POSTGRES_TEST_URL, { schema: 'x"; DROP TABLE y; --' })).rejects.toThrow(
+      /PostgreSQL schema/,
+    );
+  });
+});
