@@ -29,7 +29,7 @@ export interface DispatcherOptions {
 }
 
 /** How long outcomes wait to share a commit. */
-const FLUSH_DELAY_MS = 4;
+const FLUSH_DELAY_MS = 10;
 
 /** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);

@@ -87,7 +87,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL,
     UNIQUE (msg_id, endpoint_id)
   );
-  CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, status, created_at);
+  -- No status column: a status change (every claim and every completion) then leaves this index alone.
+  CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, created_at);
   -- Claims probe one endpoint at a time, so an endpoint at its cap never has to be scanned past.
   CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at)
     WHERE status IN ('pending', 'sending');

@@ -43,6 +43,25 @@ import {
 
 type Row = Record<string, unknown>;
 
+/** Built once: this insert runs for every attempt. */
+const INSERT_ATTEMPT_SQL = insertSql(
+  "attempts",
+  attemptToRow({
+    id: "",
+    msgId: "",
+    endpointId: "",
+    deliveryId: "",
+    url: "",
+    succeeded: false,
+    responseStatusCode: 0,
+    response: "",
+    responseDurationMs: 0,
+    errorCode: null,
+    triggerType: 0,
+    createdAt: 0,
+  }),
+);
+
 /** How stale the due-endpoint hints may get before a full resync (catches other writers). */
 const DUE_RESYNC_MS = 10_000;
 
@@ -528,7 +547,7 @@ export class SqliteStore implements Store {
       for (const outcome of outcomes) {
         if (outcome.attempt) {
           const row = attemptToRow(outcome.attempt);
-          this.run(insertSql("attempts", row), row);
+          this.run(INSERT_ATTEMPT_SQL, row);
         }
         const status = outcome.result === "retry" ? "pending" : outcome.result;
         this.run(
