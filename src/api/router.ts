@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TSchema } from "@sinclair/typebox";
+import { errors } from "../core/errors.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -71,9 +72,14 @@ export class Router {
       pathMatched = true;
       if (route.method !== method) continue;
       const params: Record<string, string> = {};
-      route.paramNames.forEach((name, i) => {
-        params[name] = decodeURIComponent(m[i + 1] ?? "");
-      });
+      for (const [i, name] of route.paramNames.entries()) {
+        const raw = m[i + 1] ?? "";
+        try {
+          params[name] = decodeURIComponent(raw);
+        } catch {
+          throw errors.badRequest(`The path segment '${raw}' is not valid percent-encoding.`, "invalid_path");
+        }
+      }
       return { kind: "found", route, params };
     }
     return pathMatched ? { kind: "method_not_allowed" } : { kind: "not_found" };
