@@ -262,10 +262,13 @@ export class Dispatcher {
       });
     }
     this.pendingOutcomes.push(outcome);
+    const wasAtGlobalCap = this.inFlight >= this.config.globalConcurrency;
     queue.active -= 1;
     this.inFlight -= 1;
     this.scheduleFlush();
     this.pump(item.endpoint.id, this.queues.get(item.endpoint.id) ?? queue);
+    // At the global cap other endpoints' queues may be waiting for exactly this slot.
+    if (wasAtGlobalCap) for (const [id, q] of this.queues) this.pump(id, q);
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     // Freed capacity: claim more once this turn's completions are in, and only when this
     // endpoint's queue runs low; a claim per completion would cost more than the sends.

@@ -81,3 +81,32 @@ describe("per-endpoint limits and isolation", () => {
     expect(hung.received.length).toBe(4);
   });
 });
+
+describe("global concurrency cap", () => {
+  it("shares PIGEON_CONCURRENCY among endpoints and starves none", async () => {
+    const pigeon = await startPigeon({ PIGEON_CONCURRENCY: "3", PIGEON_ENDPOINT_CONCURRENCY: "3" });
+    let inFlight = 0;
+    let peak = 0;
+    const slow: SinkBehaviour = (_req, res) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.end("ok");
+      }, 30);
+    };
+    const sinks = await Promise.all([Sink.start(slow), Sink.start(slow), Sink.start(slow)]);
+    try {
+      const app = await pigeon.svix.application.create({ name: "Global" });
+      for (const s of sinks) await pigeon.svix.endpoint.create(app.id, { url: s.url() });
+      for (let i = 0; i < 30; i++)
+        await pigeon.svix.message.create(app.id, { eventType: "g.t", payload: { i } });
+      await Promise.all(sinks.map((s) => s.waitFor(30, 20_000)));
+      expect(peak).toBeLessThanOrEqual(3);
+      expect(peak).toBe(3);
+    } finally {
+      await pigeon.close();
+      for (const s of sinks) await s.close();
+    }
+  });
+});
