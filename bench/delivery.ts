@@ -17,38 +17,17 @@ import { createEndpoint } from "../src/api/routes/endpoints.js";
 import { loadConfig } from "../src/core/config.js";
 import { PigeonEngine } from "../src/engine.js";
 import { freePort, PigeonProcess } from "../test/helpers/child.js";
-import { percentile, printTable, round, SinkProcess, steadyRate } from "./harness.js";
+import {
+  BENCH_PAYLOAD,
+  percentile,
+  printTable,
+  rawCeiling,
+  round,
+  SinkProcess,
+  steadyRate,
+} from "./harness.js";
 
 const TOKEN = "bench-token";
-const RAW_REQUESTS = 20_000;
-const CONCURRENCY = 64;
-const PAYLOAD = { type: "employee.created", data: { id: 0, name: "Ann Lee", email: "ann@example.test", department: "R&D" } };
-
-async function rawCeiling(sink: SinkProcess): Promise<number> {
-  const agent = new Agent({ connections: CONCURRENCY, pipelining: 1, keepAliveTimeout: 30_000 });
-  const origin = sink.url("");
-  const body = JSON.stringify(PAYLOAD);
-  let next = 0;
-  const worker = async () => {
-    while (next < RAW_REQUESTS) {
-      next++;
-      const res = await agent.request({
-        origin,
-        path: "/raw",
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body,
-      });
-      await res.body.text();
-    }
-  };
-  await sink.reset();
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  await agent.close();
-  return RAW_REQUESTS / seconds;
-}
 
 function benchEnv(dir: string): Record<string, string> {
   return {
@@ -60,18 +39,29 @@ function benchEnv(dir: string): Record<string, string> {
 }
 
 /** Writes a backlog straight into a fresh SQLite file (through the real publisher), before Pigeon starts. */
-async function preload(dir: string, urls: { url: string; timeoutMs?: number }[], messages: number): Promise<void> {
+async function preload(
+  dir: string,
+  urls: { url: string; timeoutMs?: number }[],
+  messages: number,
+): Promise<void> {
   const engine = await PigeonEngine.create(loadConfig(benchEnv(dir)));
   const app = await createApplication(engine, { name: "bench" });
   for (const { url, timeoutMs } of urls) await createEndpoint(engine, app, { url, timeoutMs });
   for (let i = 0; i < messages; i++) {
-    await engine.publisher.publish(app, { eventType: "employee.created", payload: { ...PAYLOAD, seq: i } });
+    await engine.publisher.publish(app, {
+      eventType: "employee.created",
+      payload: { ...BENCH_PAYLOAD, seq: i },
+    });
   }
   await engine.stop();
 }
 
 /** Starts Pigeon on a preloaded backlog and measures first-to-last arrival of `expected` requests. */
-async function drain(sink: SinkProcess, dir: string, expected: number): Promise<{ rate: number; seconds: number }> {
+async function drain(
+  sink: SinkProcess,
+  dir: string,
+  expected: number,
+): Promise<{ rate: number; seconds: number }> {
   await sink.reset();
   const pigeon = new PigeonProcess(await freePort(), benchEnv(dir));
   await pigeon.start();
@@ -92,7 +82,13 @@ async function latencyAt(sink: SinkProcess, ratePerSecond: number, seconds: numb
   const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
   const agent = new Agent({ connections: 32 });
   const call = async (path: string, body: unknown) => {
-    const res = await agent.request({ origin: pigeon.baseUrl, path, method: "POST", headers, body: JSON.stringify(body) });
+    const res = await agent.request({
+      origin: pigeon.baseUrl,
+      path,
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+    });
     const text = await res.body.text();
     return JSON.parse(text) as { id: string };
   };
@@ -121,7 +117,12 @@ async function latencyAt(sink: SinkProcess, ratePerSecond: number, seconds: numb
   await pigeon.stop();
   rmSync(dir, { recursive: true, force: true });
   const latencies = stats.seqArrivals.map(([seq, at]) => at - sentAt[seq]!).sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), received: latencies.length, sent: total };
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    received: latencies.length,
+    sent: total,
+  };
 }
 
 export async function runDeliveryBench() {
@@ -154,7 +155,12 @@ export async function runDeliveryBench() {
       rawCeilingReqPerSec: round(raw),
       pigeonDeliveriesPerSec: round(sustained.rate),
       ratio: round(sustained.rate / raw, 2),
-      latencyAt500: { p50Ms: latency.p50, p99Ms: latency.p99, received: latency.received, sent: latency.sent },
+      latencyAt500: {
+        p50Ms: latency.p50,
+        p99Ms: latency.p99,
+        received: latency.received,
+        sent: latency.sent,
+      },
       healthyRateAloneReqPerSec: round(alone.rate),
       healthyRateWithHungReqPerSec: round(withHung.rate),
       lostToHungNeighbourPct: round((1 - withHung.rate / alone.rate) * 100, 1),

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { resolve } from "node:path";
+import { Agent } from "undici";
 
 export interface SinkStats {
   total: number;
@@ -22,12 +23,19 @@ export class SinkProcess {
       execArgv: ["--import", "tsx"],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    const port = await new Promise<number>((ok) => child.once("message", (m: { port: number }) => ok(m.port)));
+    const port = await new Promise<number>((ok) =>
+      child.once("message", (m: { port: number }) => ok(m.port)),
+    );
     return new SinkProcess(child, port);
   }
 
   url(path: string): string {
     return `http://127.0.0.1:${this.port}${path}`;
+  }
+
+  /** The sink process's pid (for CPU profiles). */
+  get pid(): number {
+    return this.child.pid ?? -1;
   }
 
   private ask<T>(what: string): Promise<T> {
@@ -76,4 +84,45 @@ export function steadyRate(times: number[]): number {
   const to = Math.floor(sorted.length * 0.9);
   const seconds = (sorted[to]! - sorted[from]!) / 1000;
   return (to - from) / seconds;
+}
+
+/** The payload every delivery benchmark sends (Pigeon and baselines alike). */
+export const BENCH_PAYLOAD = {
+  type: "employee.created",
+  data: { id: 0, name: "Ann Lee", email: "ann@example.test", department: "R&D" },
+};
+
+/**
+ * The raw ceiling: an undici POST loop with `concurrency` connections (64 by default, like
+ * Pigeon's sender) to the sink, no queue and no database. Returns requests per second.
+ */
+export async function rawCeiling(
+  sink: SinkProcess,
+  options: { requests?: number; concurrency?: number } = {},
+): Promise<number> {
+  const requests = options.requests ?? 20_000;
+  const concurrency = options.concurrency ?? 64;
+  const agent = new Agent({ connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const origin = sink.url("");
+  const body = JSON.stringify(BENCH_PAYLOAD);
+  let next = 0;
+  const worker = async () => {
+    while (next < requests) {
+      next++;
+      const res = await agent.request({
+        origin,
+        path: "/raw",
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      await res.body.text();
+    }
+  };
+  await sink.reset();
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  await agent.close();
+  return requests / seconds;
 }

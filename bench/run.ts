@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { runDeliveryBench } from "./delivery.js";
+import { runPostgresBench } from "./postgres.js";
 
 const results: Record<string, unknown> = {};
 results.delivery = await runDeliveryBench();
@@ -14,6 +15,9 @@ if (existsSync(inbound)) {
   const mod = (await import(inbound)) as { runInboundBench?: () => Promise<unknown> };
   if (mod.runInboundBench) results.inbound = await mod.runInboundBench();
 }
+
+// Scale-out on PostgreSQL (skipped, with a message, when no PostgreSQL is reachable).
+results.postgres = await runPostgresBench();
 
 console.log(`\n${JSON.stringify(results, null, 2)}`);
 process.exit(0);

@@ -49,7 +49,14 @@ server.listen(0, "127.0.0.1", () => {
 
 process.on("message", (msg: string) => {
   if (msg === "stats") {
-    process.send?.({ total, firstAt, lastAt, times, byPath: Object.fromEntries([...arrivals].map(([p, l]) => [p, l.length])), seqArrivals });
+    process.send?.({
+      total,
+      firstAt,
+      lastAt,
+      times,
+      byPath: Object.fromEntries([...arrivals].map(([p, l]) => [p, l.length])),
+      seqArrivals,
+    });
   } else if (msg === "reset") {
     arrivals.clear();
     seqArrivals.length = 0;

@@ -88,7 +88,7 @@ export class PigeonEngine {
   /** Starts the workers: dispatcher and handshaker. An API-only process never calls this. */
   start(): void {
     this.workersRunning = true;
-    this.unsubscribe = this.store.onNewWork(() => this.dispatcher.wake());
+    this.unsubscribe = this.store.onNewWork(() => this.dispatcher.requestClaim());
     this.dispatcher.start();
     this.handshaker.start();
     void this.inbound.start();

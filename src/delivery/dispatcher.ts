@@ -28,6 +28,9 @@ export interface DispatcherOptions {
   flushBatchSize?: number;
 }
 
+/** How long claim requests wait to share one claim. */
+const CLAIM_COALESCE_MS = 2;
+
 /** How long outcomes wait to share a commit. */
 const FLUSH_DELAY_MS = 10;
 
@@ -270,21 +273,27 @@ export class Dispatcher {
     // At the global cap other endpoints' queues may be waiting for exactly this slot.
     if (wasAtGlobalCap) for (const [id, q] of this.queues) this.pump(id, q);
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-    // Freed capacity: claim more once this turn's completions are in, and only when this
-    // endpoint's queue runs low; a claim per completion would cost more than the sends.
-    const left = this.queues.get(item.endpoint.id)?.waiting.length ?? 0;
-    if (left <= this.config.endpointConcurrency / 2) this.requestClaim();
+    // Freed capacity: claim more once this endpoint holds half of what it may, so claims come
+    // in batches; a claim per completion would cost more than the sends (on a shared database,
+    // where nothing is queued ahead, that was one claim per delivery).
+    const current = this.queues.get(item.endpoint.id);
+    const held = current ? current.active + current.waiting.length : 0;
+    if (held <= this.endpointHoldLimit / 2) this.requestClaim();
   }
 
   private claimRequested = false;
 
-  private requestClaim(): void {
+  /**
+   * Asks for a claim soon. Requests within CLAIM_COALESCE_MS share one claim: completions of the
+   * same moment, and NOTIFY wake-ups from other processes publishing at a high rate.
+   */
+  requestClaim(): void {
     if (!this.running || this.claimRequested) return;
     this.claimRequested = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.claimRequested = false;
       this.wake();
-    });
+    }, CLAIM_COALESCE_MS);
   }
 
   private skipDisabled(item: ClaimedDelivery): DeliveryOutcome {

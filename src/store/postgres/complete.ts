@@ -14,6 +14,12 @@ import type { DeliveryOutcome } from "../store.js";
  * endpoint's latest committed version under its lock, so "was it already disabled?" and the
  * failSince of the event are exact even when two workers disable the same endpoint at once: the
  * second finds it disabled and emits nothing.
+ *
+ * Replaying a batch is harmless: a connection killed during the commit leaves the dispatcher not
+ * knowing whether it happened, so it writes the batch again with its next outcomes. Attempts
+ * already recorded are skipped (ON CONFLICT on their id) and a delivery's attempt count grows only
+ * by the attempts this statement inserted; without that the replay failed on the attempts' primary
+ * key, on every later flush too, and the worker never recorded an outcome again.
  */
 const COMPLETE_SQL = `
 WITH outcome AS (
@@ -28,13 +34,17 @@ attempt AS (
                         response_duration_ms, error_code, trigger_type, created_at)
   SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[], $13::int[],
                        $14::text[], $15::int[], $16::text[], $17::smallint[], $18::bigint[])
-  RETURNING 1
+  ON CONFLICT (id) DO NOTHING
+  RETURNING delivery_id
+),
+inserted AS (
+  SELECT delivery_id, count(*)::int AS n FROM attempt GROUP BY delivery_id
 ),
 delivery AS (
   UPDATE deliveries d
-     SET status = o.status, attempts = d.attempts + o.attempted, next_attempt_at = o.next_attempt_at,
+     SET status = o.status, attempts = d.attempts + COALESCE(i.n, 0), next_attempt_at = o.next_attempt_at,
          locked_until = NULL, locked_by = NULL, last_error = o.last_error, updated_at = $1
-    FROM outcome o JOIN target t ON t.id = o.id
+    FROM outcome o JOIN target t ON t.id = o.id LEFT JOIN inserted i ON i.delivery_id = o.id
    WHERE d.id = o.id
   RETURNING 1
 ),

@@ -1,0 +1,444 @@
+/**
+ * Scale-out benchmark on PostgreSQL. Prints JSON and a table; never passes or fails.
+ *
+ * All figures come from one run against one database (a fresh schema per measurement, dropped
+ * after), to the same loopback sink process:
+ *
+ * - raw ceiling: the undici POST loop of bench/harness.ts (no queue, no database);
+ * - Pigeon: 20,000 deliveries (2,500 messages × 8 endpoints) preloaded in-process through the
+ *   real publisher, then drained by 1, 2 and 4 `pigeon serve --role worker` processes. The
+ *   backlog is written as held deliveries (endpoints awaiting their handshake) and released,
+ *   with one NOTIFY per endpoint, only once every worker is up, so the clock starts at the
+ *   release and process start-up is not measured; then once more with the best process count
+ *   and a 4× wider per-endpoint cap (PIGEON_ENDPOINT_CONCURRENCY=128), which shows what the size
+ *   of claims costs (a worker on a shared database holds only what it may send);
+ * - baseline: pg-boss 10 (durable jobs on the same database), the same 20,000 deliveries as jobs
+ *   each doing a signed undici POST to the same sink, drained by as many processes as Pigeon's
+ *   best run with the same number of connections as Pigeon may have in flight (8 endpoints × 32):
+ *   once with that many jobs in hand (4 work() loops sharing them), and once with big fetches
+ *   (4 × 500 jobs in hand), pg-boss's best shot, since a loop that finds work still waits out the
+ *   polling interval (0.5 s, the minimum) before fetching again.
+ *
+ * Drain rate: deliveries / (last arrival − release). Steady rate: between the 10th and 90th
+ * percentile arrivals, as in bench/delivery.ts. A CPU profile (from /proc) says where the time
+ * went: PostgreSQL, the workers, the sink.
+ *
+ *   npm run build && node --import tsx bench/postgres.ts
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import pg from "pg";
+import PgBoss from "pg-boss";
+import { createApplication } from "../src/api/routes/applications.js";
+import { createEndpoint } from "../src/api/routes/endpoints.js";
+import { loadConfig } from "../src/core/config.js";
+import { PigeonEngine } from "../src/engine.js";
+import { freePort, PigeonProcess } from "../test/helpers/child.js";
+import { CORES, type CpuProfile, startCpuProfile } from "./cpu.js";
+import {
+  BENCH_PAYLOAD,
+  printTable,
+  rawCeiling,
+  round,
+  SinkProcess,
+  type SinkStats,
+  steadyRate,
+} from "./harness.js";
+
+const POSTGRES_URL =
+  process.env.PIGEON_BENCH_POSTGRES_URL ??
+  process.env.PIGEON_TEST_POSTGRES_URL ??
+  "postgres://postgres@127.0.0.1:5432/test";
+const TOKEN = "bench-token";
+const ENDPOINTS = 8;
+const MESSAGES = 2_500;
+const DELIVERIES = MESSAGES * ENDPOINTS;
+const WORKER_COUNTS = [1, 2, 4];
+/** Pigeon's default per-endpoint cap (PIGEON_ENDPOINT_CONCURRENCY), shared by all workers. */
+const ENDPOINT_CONCURRENCY = 32;
+const IN_FLIGHT = ENDPOINTS * ENDPOINT_CONCURRENCY;
+/** A wider per-endpoint cap, to show what claim size costs (not the default). */
+const WIDE_ENDPOINT_CONCURRENCY = 128;
+/** pg-boss work() loops per process. */
+const PGBOSS_LOOPS = 4;
+/** Jobs per fetch in pg-boss's big-batch run. */
+const PGBOSS_BIG_BATCH = 500;
+const DRAIN_DEADLINE_MS = 60_000;
+
+interface DrainResult {
+  processes: number;
+  delivered: number;
+  drainPerSec: number;
+  steadyPerSec: number;
+  seconds: number;
+  cpu: CpuProfile;
+  /**
+   * CPU milliseconds per delivery spent by the workers and PostgreSQL (the sink excluded): less
+   * sensitive than rates to whatever else the machine is running.
+   */
+  cpuMsPerDelivery: number;
+}
+
+function urlWith(params: Record<string, string>): string {
+  const url = new URL(POSTGRES_URL);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url.toString();
+}
+
+/** Waits until the sink has `expected` requests (or the deadline), then reads its stats. */
+async function waitForSink(sink: SinkProcess, expected: number, deadlineMs: number): Promise<SinkStats> {
+  const deadline = Date.now() + deadlineMs;
+  let stats = await sink.stats();
+  while (stats.total < expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    stats = await sink.stats();
+  }
+  return stats;
+}
+
+/** pids of this run's own PostgreSQL backends, to tell them from the rest of the server. */
+async function backendPids(admin: pg.Pool, applicationName: string): Promise<Set<number>> {
+  const { rows } = await admin.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+    [applicationName],
+  );
+  return new Set(rows.map((r) => r.pid));
+}
+
+const PG_BACKENDS = "postgres backends";
+const PG_OTHER = "postgres other (wal writer, …)";
+
+function classifier(backends: Set<number>, workerPattern: RegExp, sinkPid: number) {
+  return (pid: number, cmdline: string): string | undefined => {
+    if (backends.has(pid)) return PG_BACKENDS;
+    if (cmdline.startsWith("postgres")) return PG_OTHER;
+    if (workerPattern.test(cmdline)) return "workers";
+    if (pid === sinkPid) return "sink";
+    return undefined;
+  };
+}
+
+function drainResult(processes: number, stats: SinkStats, startedAt: number, cpu: CpuProfile): DrainResult {
+  const seconds = (stats.lastAt - startedAt) / 1000;
+  return {
+    processes,
+    delivered: stats.total,
+    drainPerSec: round(stats.total / seconds),
+    steadyPerSec: round(steadyRate(stats.times)),
+    seconds: round(seconds, 2),
+    cpu,
+    cpuMsPerDelivery: round(
+      (((cpu.seconds.workers ?? 0) + (cpu.seconds[PG_BACKENDS] ?? 0) + (cpu.seconds[PG_OTHER] ?? 0)) * 1000) /
+        Math.max(1, stats.total),
+      3,
+    ),
+  };
+}
+
+/** Pigeon: preload a held backlog, start `workers` worker processes, release it, time the drain. */
+async function pigeonDrain(
+  sink: SinkProcess,
+  admin: pg.Pool,
+  workers: number,
+  endpointConcurrency = ENDPOINT_CONCURRENCY,
+): Promise<DrainResult> {
+  const schema = `bench_pigeon_${randomBytes(4).toString("hex")}`;
+  const applicationName = "pigeon-bench";
+  const url = urlWith({ schema, application_name: applicationName });
+  const dir = mkdtempSync(join(tmpdir(), "pigeon-bench-pg-"));
+  const env = {
+    PIGEON_DATA_DIR: dir,
+    PIGEON_AUTH_TOKEN: TOKEN,
+    PIGEON_ALLOWED_NETWORKS: "127.0.0.0/8",
+    PIGEON_DATABASE_URL: url,
+    PIGEON_ENDPOINT_CONCURRENCY: String(endpointConcurrency),
+  };
+  const engine = await PigeonEngine.create(loadConfig(env));
+  const processes: PigeonProcess[] = [];
+  try {
+    // Endpoints awaiting their handshake get held deliveries: the backlog waits, unclaimable,
+    // until markEndpointVerified releases it. Their handshakes are unscheduled below, so no
+    // worker sends one.
+    const app = await createApplication(engine, { name: "bench", handshake: "required" });
+    const endpoints = [];
+    for (let i = 0; i < ENDPOINTS; i++)
+      endpoints.push(await createEndpoint(engine, app, { url: sink.url(`/e${i}`) }));
+    let next = 0;
+    const publisher = async () => {
+      while (next < MESSAGES) {
+        const seq = next++;
+        await engine.publisher.publish(app, {
+          eventType: "employee.created",
+          payload: { ...BENCH_PAYLOAD, seq },
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, publisher));
+    await admin.query(`UPDATE "${schema}".endpoints SET handshake_next_at = NULL`);
+    await admin.query(`VACUUM ANALYZE "${schema}".deliveries`);
+
+    for (let i = 0; i < workers; i++) {
+      processes.push(new PigeonProcess(await freePort(), env, ["--role", "worker", "--database", url]));
+    }
+    await Promise.all(processes.map((p) => p.start()));
+    await sink.reset();
+    const profile = startCpuProfile();
+    const releasedAt = Date.now();
+    for (const ep of endpoints) await engine.store.markEndpointVerified(ep.id, Date.now());
+    const stats = await waitForSink(sink, DELIVERIES, DRAIN_DEADLINE_MS);
+    const backends = await backendPids(admin, applicationName);
+    const cpu = profile.stop(classifier(backends, /dist\/cli\/main\.js serve/, sink.pid));
+    return drainResult(workers, stats, releasedAt, cpu);
+  } finally {
+    await Promise.all(processes.map((p) => p.stop().catch(() => {})));
+    await engine.stop();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface BossChild {
+  child: ChildProcess;
+  ready: Promise<void>;
+}
+
+function forkBossWorker(config: Record<string, unknown>): BossChild {
+  const child = fork(resolve(import.meta.dirname, "pgboss-worker.ts"), [], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, PGBOSS_BENCH_CONFIG: JSON.stringify(config) },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const ready = new Promise<void>((ok, fail) => {
+    child.once("message", () => ok());
+    child.once("exit", (code) => fail(new Error(`pg-boss worker exited with ${code}`)));
+  });
+  return { child, ready };
+}
+
+interface BossShape {
+  processes: number;
+  /** work() calls per process. */
+  loops: number;
+  /** Jobs per fetch. */
+  batchSize: number;
+  /** Sink connections per process. */
+  connections: number;
+}
+
+/** The baseline: the same deliveries as pg-boss jobs, drained by `shape.processes` worker processes. */
+async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape): Promise<DrainResult> {
+  const schema = `bench_pgboss_${randomBytes(4).toString("hex")}`;
+  const queue = "webhooks";
+  const boss = new PgBoss({
+    connectionString: POSTGRES_URL,
+    schema,
+    application_name: "pgboss-bench-loader",
+  });
+  boss.on("error", (error) => console.error("pg-boss:", error.message));
+  const children: BossChild[] = [];
+  try {
+    await boss.start();
+    await boss.createQueue(queue);
+    for (let from = 0; from < DELIVERIES; from += 1_000) {
+      const jobs = [];
+      for (let i = from; i < Math.min(from + 1_000, DELIVERIES); i++) {
+        const seq = Math.floor(i / ENDPOINTS);
+        jobs.push({
+          name: queue,
+          data: { url: sink.url(`/e${i % ENDPOINTS}`), payload: { ...BENCH_PAYLOAD, seq } },
+        });
+      }
+      await boss.insert(jobs);
+    }
+    await boss.stop({ graceful: false, wait: true });
+    await admin.query(`VACUUM ANALYZE "${schema}".job`);
+
+    for (let i = 0; i < shape.processes; i++) {
+      children.push(
+        forkBossWorker({
+          connectionString: POSTGRES_URL,
+          schema,
+          queue,
+          loops: shape.loops,
+          batchSize: shape.batchSize,
+          connections: shape.connections,
+          secret: randomBytes(24).toString("base64"),
+        }),
+      );
+    }
+    await Promise.all(children.map((c) => c.ready));
+    await sink.reset();
+    const profile = startCpuProfile();
+    const startedAt = Date.now();
+    for (const { child } of children) child.send("go");
+    const stats = await waitForSink(sink, DELIVERIES, DRAIN_DEADLINE_MS);
+    const backends = await backendPids(admin, "pgboss-bench");
+    const cpu = profile.stop(classifier(backends, /pgboss-worker\.ts/, sink.pid));
+    return drainResult(shape.processes, stats, startedAt, cpu);
+  } finally {
+    for (const { child } of children) {
+      child.removeAllListeners("exit");
+      child.kill("SIGKILL");
+    }
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  }
+}
+
+async function probe(admin: pg.Pool): Promise<string | undefined> {
+  try {
+    await admin.query("SELECT 1");
+    return undefined;
+  } catch (error) {
+    return `PostgreSQL at ${POSTGRES_URL.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@")} is not reachable (${(error as Error).message})`;
+  }
+}
+
+function cpuSummary(r: DrainResult): string {
+  const parts = Object.entries(r.cpu.seconds)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}s`);
+  return (
+    `${r.cpuMsPerDelivery} ms/delivery (${parts.join(", ")}); ` +
+    `machine ${Math.round(r.cpu.machineBusy * 100)}% busy over ${r.cpu.wallSeconds}s`
+  );
+}
+
+export async function runPostgresBench() {
+  const admin = new pg.Pool({
+    connectionString: POSTGRES_URL,
+    application_name: "pigeon-bench-admin",
+    max: 2,
+  });
+  admin.on("error", () => {});
+  const unreachable = await probe(admin);
+  if (unreachable) {
+    console.error(`postgres bench: skipped: ${unreachable}`);
+    await admin.end();
+    return { skipped: unreachable };
+  }
+  const sink = await SinkProcess.start();
+  try {
+    console.error("postgres bench: raw undici ceiling…");
+    const raw = await rawCeiling(sink);
+
+    const pigeon: DrainResult[] = [];
+    for (const workers of WORKER_COUNTS) {
+      console.error(`postgres bench: Pigeon, ${workers} worker process(es), ${DELIVERIES} deliveries…`);
+      pigeon.push(await pigeonDrain(sink, admin, workers));
+    }
+    const best = pigeon.reduce((a, b) => (b.drainPerSec > a.drainPerSec ? b : a));
+    // The main lever found by profiling: on a shared database a worker holds only what it may send
+    // (the per-endpoint cap), so it refills in small claims; a bigger cap means bigger claims.
+    console.error(
+      `postgres bench: Pigeon, ${best.processes} worker process(es), endpoint cap ${WIDE_ENDPOINT_CONCURRENCY}…`,
+    );
+    const wide = await pigeonDrain(sink, admin, best.processes, WIDE_ENDPOINT_CONCURRENCY);
+
+    // Same requests in flight as Pigeon's cap, split over as many processes as Pigeon's best run.
+    const connections = Math.ceil(IN_FLIGHT / best.processes);
+    const equal: BossShape = {
+      processes: best.processes,
+      loops: PGBOSS_LOOPS,
+      batchSize: Math.ceil(connections / PGBOSS_LOOPS),
+      connections,
+    };
+    // pg-boss's best shot: the same connections, but big fetches, so its poll interval (a loop
+    // that finds jobs still waits out the interval) does not cap it.
+    const bigBatches: BossShape = { ...equal, batchSize: PGBOSS_BIG_BATCH };
+    const boss: { shape: BossShape; result: DrainResult }[] = [];
+    for (const shape of [equal, bigBatches]) {
+      console.error(
+        `postgres bench: pg-boss baseline, ${shape.processes} process(es) × ${shape.loops} work() × ` +
+          `batchSize ${shape.batchSize}, ${DELIVERIES} jobs…`,
+      );
+      boss.push({ shape, result: await pgBossDrain(sink, admin, shape) });
+    }
+    const bossBest = boss.reduce((a, b) => (b.result.drainPerSec > a.result.drainPerSec ? b : a));
+
+    const { rows } = await admin.query<{ setting: string; name: string }>(
+      "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version')",
+    );
+    const settings = Object.fromEntries(rows.map((r) => [r.name, r.setting]));
+    const result = {
+      machineCores: CORES,
+      postgres: settings,
+      deliveries: DELIVERIES,
+      endpoints: ENDPOINTS,
+      inFlightCap: IN_FLIGHT,
+      rawCeilingReqPerSec: round(raw),
+      pigeon: pigeon.map((r) => ({
+        workers: r.processes,
+        drainPerSec: r.drainPerSec,
+        steadyPerSec: r.steadyPerSec,
+        delivered: r.delivered,
+        seconds: r.seconds,
+        cpuSeconds: r.cpu.seconds,
+        machineBusy: r.cpu.machineBusy,
+        cpuMsPerDelivery: r.cpuMsPerDelivery,
+      })),
+      pigeonWideCap: {
+        workers: wide.processes,
+        endpointConcurrency: WIDE_ENDPOINT_CONCURRENCY,
+        inFlightCap: ENDPOINTS * WIDE_ENDPOINT_CONCURRENCY,
+        drainPerSec: wide.drainPerSec,
+        steadyPerSec: wide.steadyPerSec,
+        delivered: wide.delivered,
+        seconds: wide.seconds,
+        cpuSeconds: wide.cpu.seconds,
+        machineBusy: wide.cpu.machineBusy,
+        cpuMsPerDelivery: wide.cpuMsPerDelivery,
+      },
+      pgBoss: boss.map(({ shape, result: r }) => ({
+        ...shape,
+        drainPerSec: r.drainPerSec,
+        steadyPerSec: r.steadyPerSec,
+        delivered: r.delivered,
+        seconds: r.seconds,
+        cpuSeconds: r.cpu.seconds,
+        machineBusy: r.cpu.machineBusy,
+        cpuMsPerDelivery: r.cpuMsPerDelivery,
+      })),
+      pigeonBestVsPgBossBest: round(best.drainPerSec / bossBest.result.drainPerSec, 2),
+    };
+    const plural = (n: number, word: string) => `${n} ${word}${n > 1 ? "es" : ""}`;
+    printTable(`Scale-out on PostgreSQL (${DELIVERIES} deliveries, ${ENDPOINTS} endpoints, ${CORES} cores)`, [
+      ["raw undici POST loop (req/s)", result.rawCeilingReqPerSec],
+      ...pigeon.map((r): [string, string] => [
+        `Pigeon, ${plural(r.processes, "worker process")} (deliveries/s)`,
+        `${r.drainPerSec} (steady ${r.steadyPerSec})`,
+      ]),
+      [
+        `Pigeon, ${plural(wide.processes, "worker process")}, endpoint cap ${WIDE_ENDPOINT_CONCURRENCY} (${ENDPOINTS * WIDE_ENDPOINT_CONCURRENCY} in flight)`,
+        `${wide.drainPerSec} (steady ${wide.steadyPerSec})`,
+      ],
+      ...boss.map(({ shape, result: r }): [string, string] => [
+        `pg-boss 10, ${plural(shape.processes, "process")}, batchSize ${shape.batchSize} (jobs/s)`,
+        `${r.drainPerSec} (steady ${r.steadyPerSec})`,
+      ]),
+      ["Pigeon best / pg-boss best", result.pigeonBestVsPgBossBest],
+    ]);
+    console.log(
+      "\nWhere the CPU went during each drain (workers + PostgreSQL CPU per delivery; CPU seconds):",
+    );
+    for (const r of pigeon) console.log(`  Pigeon ×${r.processes}: ${cpuSummary(r)}`);
+    console.log(
+      `  Pigeon ×${wide.processes}, endpoint cap ${WIDE_ENDPOINT_CONCURRENCY}: ${cpuSummary(wide)}`,
+    );
+    for (const { shape, result: r } of boss) {
+      console.log(`  pg-boss ×${shape.processes}, batchSize ${shape.batchSize}: ${cpuSummary(r)}`);
+    }
+    return result;
+  } finally {
+    sink.stop();
+    await admin.end();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await runPostgresBench();
+  console.log(JSON.stringify({ postgres: result }, null, 2));
+  process.exit(0);
+}
