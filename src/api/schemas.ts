@@ -284,7 +284,9 @@ const ProviderNameSchema = Type.Union(
 /** Exactly one of the two; the route says which is missing when neither or both are given. */
 const FieldRefSchema = Type.Object(
   {
-    pointer: Type.Optional(Type.String({ maxLength: 1024, description: "RFC 6901 pointer into the JSON body" })),
+    pointer: Type.Optional(
+      Type.String({ maxLength: 1024, description: "RFC 6901 pointer into the JSON body" }),
+    ),
     header: Type.Optional(Type.String({ maxLength: 256, description: "Request header name" })),
   },
   { additionalProperties: false },
@@ -308,9 +310,15 @@ const GenericHmacSchema = Type.Object(
 export const SourceOptionsSchema = Type.Object(
   {
     toleranceSec: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: 604800, description: "Signed-timestamp tolerance; default 300, 0 off." }),
+      Type.Integer({
+        minimum: 0,
+        maximum: 604800,
+        description: "Signed-timestamp tolerance; default 300, 0 off.",
+      }),
     ),
-    publicUrl: Type.Optional(Type.String({ format: "uri", description: "URL the provider calls (Twilio, Square)." })),
+    publicUrl: Type.Optional(
+      Type.String({ format: "uri", description: "URL the provider calls (Twilio, Square)." }),
+    ),
     generic: Type.Optional(GenericHmacSchema),
     apiKeyHeader: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     verifyToken: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
@@ -324,9 +332,15 @@ export const SourceOptionsSchema = Type.Object(
     concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: "Default 8." })),
     ratePerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: "Default 8." })),
-    retryBaseMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400000, description: "Default 1000." })),
-    retryMaxMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 604800000, description: "Default 600000." })),
-    handlerTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 900000, description: "Default 30000." })),
+    retryBaseMs: Type.Optional(
+      Type.Integer({ minimum: 10, maximum: 86400000, description: "Default 1000." }),
+    ),
+    retryMaxMs: Type.Optional(
+      Type.Integer({ minimum: 10, maximum: 604800000, description: "Default 600000." }),
+    ),
+    handlerTimeoutMs: Type.Optional(
+      Type.Integer({ minimum: 100, maximum: 900000, description: "Default 30000." }),
+    ),
     forward: Type.Optional(
       Type.Object(
         {
@@ -407,7 +421,12 @@ export const InboxItemOut = Type.Object(
     query: Type.String(),
     headers: Type.Record(Type.String(), Type.String()),
     contentType: Nullable(Type.String()),
-    bodyKind: Type.Union([Type.Literal("json"), Type.Literal("form"), Type.Literal("xml"), Type.Literal("other")]),
+    bodyKind: Type.Union([
+      Type.Literal("json"),
+      Type.Literal("form"),
+      Type.Literal("xml"),
+      Type.Literal("other"),
+    ]),
     bodySize: Type.Integer(),
     body: Type.Optional(Nullable(Type.String({ description: "The body as text when it is UTF-8." }))),
     bodyBase64: Type.Optional(Nullable(Type.String({ description: "The body when it is not UTF-8." }))),

@@ -17,7 +17,10 @@ export function inboundSettings(config: Readonly<PigeonConfig>, env: Env = proce
   if (raw) {
     globalConcurrency = Number(raw);
     if (!Number.isInteger(globalConcurrency) || globalConcurrency < 1 || globalConcurrency > 10_000)
-      throw new ConfigError("PIGEON_INBOUND_CONCURRENCY", `expected an integer from 1 to 10000, got "${raw}"`);
+      throw new ConfigError(
+        "PIGEON_INBOUND_CONCURRENCY",
+        `expected an integer from 1 to 10000, got "${raw}"`,
+      );
   }
   const handlerModule = env.PIGEON_INBOUND_HANDLER?.trim();
   return Object.freeze({

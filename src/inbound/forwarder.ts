@@ -51,7 +51,9 @@ export class Forwarder {
     } catch (error) {
       if (error instanceof PigeonError && error.code === "duplicate_event_id") return;
       if (error instanceof PigeonError && error.status === 422)
-        throw new NonRetryableError(`forward: the payload does not match event type '${eventType}': ${error.message}`);
+        throw new NonRetryableError(
+          `forward: the payload does not match event type '${eventType}': ${error.message}`,
+        );
       throw error;
     }
   }

@@ -27,7 +27,8 @@ export class HandlerRegistry {
   on(eventType: string, handler: InboundHandler, options: HandlerOptions = {}): () => void {
     if (typeof eventType !== "string" || eventType === "")
       throw new TypeError('on(eventType, handler): eventType must be a non-empty string such as "*"');
-    if (typeof handler !== "function") throw new TypeError("on(eventType, handler): handler must be a function");
+    if (typeof handler !== "function")
+      throw new TypeError("on(eventType, handler): handler must be a function");
     const registration: Registration = { pattern: eventType, handler, source: options.source };
     this.registrations.push(registration);
     return () => {
@@ -42,7 +43,9 @@ export class HandlerRegistry {
 
   /** Whether any handler could take items of `source` (so its items are worth claiming). */
   servesSource(source: Source): boolean {
-    return this.registrations.some((r) => r.source === undefined || r.source === source.id || r.source === source.uid);
+    return this.registrations.some(
+      (r) => r.source === undefined || r.source === source.id || r.source === source.uid,
+    );
   }
 
   /** The handlers for one item, in registration order. */

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type IntakeAnswer, type Intake, jsonAnswer } from "./intake.js";
+import { type Intake, type IntakeAnswer, jsonAnswer } from "./intake.js";
 import { readRequestBody } from "./read-request-body.js";
 import type { Source } from "./types.js";
 
@@ -29,7 +29,11 @@ export function createIngestListener(options: IngestListenerOptions) {
     const method = req.method ?? "GET";
     if (!INGEST_METHODS.has(method)) {
       req.resume();
-      const answer = jsonAnswer(405, "method_not_allowed", `Send webhooks with POST, PUT or GET, not ${method}.`);
+      const answer = jsonAnswer(
+        405,
+        "method_not_allowed",
+        `Send webhooks with POST, PUT or GET, not ${method}.`,
+      );
       answer.headers.allow = "POST, PUT, GET";
       send(res, answer);
       return;

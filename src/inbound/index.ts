@@ -1,4 +1,3 @@
-export { Forwarder, forwardPayload } from "./forwarder.js";
 export type { HandlerOptions } from "./handlers.js";
 export { PROVIDER_NAMES } from "./providers/index.js";
 export type { ProviderName, ProviderOptions } from "./providers/types.js";

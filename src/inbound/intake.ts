@@ -7,8 +7,15 @@ import { GroupCommit } from "./group-commit.js";
 import { answerHandshake, verifyInbound } from "./providers/index.js";
 import { toInboundRequest } from "./providers/request.js";
 import { providerOptions } from "./source-options.js";
-import type { InboxStore } from "./store/inbox-store.js";
-import type { InsertOutcome, NewInboxItem, Source } from "./types.js";
+import type { Handoff, InboxStore } from "./store/inbox-store.js";
+import type { ClaimedItem, InsertOutcome, NewInboxItem, Source } from "./types.js";
+
+/** What the intake needs of the processor: the handoff of new items, and a nudge for queued ones. */
+export interface IntakeLink {
+  handoff(): Handoff | undefined;
+  adopt(claims: ClaimedItem[]): void;
+  noteBacklog(): void;
+}
 
 /** A request as read off the wire, before Pigeon looks at it. */
 export interface RawRequest {
@@ -47,7 +54,8 @@ const HINTS: Record<string, string> = {
 /**
  * Verify → persist → answer. Handshakes are answered first (the providers layer verifies the
  * signed ones), anything unverified is refused with 401 and counted, and a verified request is
- * answered 2xx only once its row is committed (group commit: one fsync per event-loop turn).
+ * answered 2xx only once its row is committed and on disk (group commit: requests of one
+ * event-loop turn share one transaction and one fsync).
  * Everything a client sends gets a 4xx or 2xx; only a failing store gives 503, which providers
  * retry.
  */
@@ -58,10 +66,22 @@ export class Intake {
     store: InboxStore,
     private readonly failures: FailureCounter,
     private readonly clock: Clock,
-    /** Called after new items are committed, to wake the processor. */
-    private readonly onCommitted: () => void,
+    processor: IntakeLink,
   ) {
-    this.commit = new GroupCommit((items) => store.insertItems(items));
+    this.commit = new GroupCommit(async (items) => {
+      // The processor may take new items in the insert itself (see InboxProcessor).
+      const outcomes = await store.insertItems(items, processor.handoff());
+      const claims: ClaimedItem[] = [];
+      let queued = false;
+      for (const outcome of outcomes) {
+        if (outcome.status !== "received") continue;
+        if (outcome.claimed) claims.push(outcome.claimed);
+        else queued = true;
+      }
+      processor.adopt(claims);
+      if (queued) processor.noteBacklog();
+      return outcomes;
+    });
   }
 
   async receive(source: Source, raw: RawRequest): Promise<IntakeAnswer> {
@@ -77,8 +97,13 @@ export class Intake {
 
     const handshake = answerHandshake(source.provider, request, source.secrets, options, nowSec);
     if (handshake) {
-      if (handshake.status === 401 || handshake.status === 403)
-        this.failures.record(source.id, "handshake_rejected", now);
+      if (handshake.status === 401) {
+        // A signed handshake that failed verification: answered like any other failure.
+        const { error, message } = parseRejection(handshake.body);
+        this.failures.record(source.id, error, now);
+        return jsonAnswer(401, error, `${message}. ${HINTS[error] ?? ""}`.trim());
+      }
+      if (handshake.status === 403) this.failures.record(source.id, "verify_token_mismatch", now);
       return handshake;
     }
 
@@ -97,7 +122,8 @@ export class Intake {
       method: request.method,
       path: q < 0 ? raw.target : raw.target.slice(0, q),
       query: q < 0 ? "" : raw.target.slice(q + 1),
-      headers: flatHeaders(raw.headers),
+      // Already lower-cased, with repeated headers joined, and without undefined values.
+      headers: request.headers as Record<string, string>,
       body: raw.body,
       contentType: request.headers["content-type"] ?? null,
       bodyKind: bodyKindOf(request.headers["content-type"]),
@@ -116,7 +142,6 @@ export class Intake {
     if (outcome.status === "rejected") {
       return jsonAnswer(404, "source_not_found", `Source '${source.id}' was deleted.`);
     }
-    if (outcome.status === "received") this.onCommitted();
     const headers: Record<string, string> = {
       "pigeon-inbox-item": outcome.id,
       "pigeon-inbox-status": outcome.status,
@@ -128,14 +153,19 @@ export class Intake {
   }
 }
 
-/** Header values as strings; repeated headers joined with ", " as node does for most. */
-export function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    out[name] = Array.isArray(value) ? value.join(", ") : value;
+/** The providers layer answers a rejected handshake `{"error": code, "message": …}`. */
+function parseRejection(body: string): { error: string; message: string } {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown; message?: unknown };
+    if (typeof parsed.error === "string" && typeof parsed.message === "string")
+      return { error: parsed.error, message: parsed.message };
+  } catch {
+    // fall through
   }
-  return out;
+  return {
+    error: "invalid_signature",
+    message: "the handshake request is not signed with a configured secret",
+  };
 }
 
 /**

@@ -1,9 +1,9 @@
 import type { Clock } from "../core/clock.js";
-import { slotSpacingMs } from "../store/rate-slots.js";
+import { SourceRateLimiter } from "./rate-limit.js";
 import { NonRetryableError, retryDelayMs } from "./retry.js";
 import { type ProcessingSettings, resolveProcessing } from "./source-options.js";
-import { type InboxStore, keyOf } from "./store/inbox-store.js";
-import type { ClaimedItem, InboxItem, ItemOutcome, Source } from "./types.js";
+import { type Handoff, type InboxStore, keyOf } from "./store/inbox-store.js";
+import type { ClaimedItem, InboxItem, ItemOutcome, NewInboxItem, Source } from "./types.js";
 
 export interface ProcessorOptions {
   /** How long a claim holds an item before another worker may take it. */
@@ -37,6 +37,8 @@ export interface ProcessorDeps {
 interface Held {
   sourceId: string;
   key: string | null;
+  /** The handler is done; the item waits for its outcome to be committed. */
+  finished: boolean;
 }
 
 class HandlerTimeout extends Error {
@@ -51,14 +53,24 @@ function errorText(error: unknown): string {
   return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
 }
 
+function bump(counts: Map<string, number>, key: string, by: number): void {
+  const next = (counts.get(key) ?? 0) + by;
+  if (next <= 0) counts.delete(key);
+  else counts.set(key, next);
+}
+
 /**
  * Hands inbox items on asynchronously: claim under a lease → (stale check) → consume → record.
  *
  * Throughput control: per source at most `concurrency` items in flight and at most
  * `ratePerSecond` started per second; across sources `globalConcurrency`. An ordering key is
  * processed one item at a time, oldest first, so "older than the newest processed" is decided
- * against a settled mark. An item counts as in flight until its outcome is committed, so a cap
- * holds even across the gap between a handler finishing and its row being updated.
+ * against a settled mark: its key stays busy until the outcome is committed.
+ *
+ * Fresh items usually skip the claim: the intake offers each new item to `handoff()` inside its
+ * insert, and an item the processor has room for is stored already leased and handed straight
+ * to `adopt()` once durable. Only when something is queued (a backlog, retries, a full cap) do
+ * items go through the claim query, so a fresh item never overtakes older queued ones for long.
  *
  * Crash safety: the claim writes the lease end as the item's next due time; a process that dies
  * leaves its items to come due again (at least once to the handler). Outcomes are committed
@@ -68,11 +80,13 @@ export class InboxProcessor {
   private readonly claimBatchSize: number;
   private readonly held = new Map<string, Held>();
   private readonly heldBySource = new Map<string, number>();
+  /** Held items whose handler has not finished yet: what the concurrency caps count. */
+  private readonly activeBySource = new Map<string, number>();
+  private active = 0;
   private readonly busyKeys = new Set<string>();
-  /** Next free send slot per rate-limited source (GCRA spacing, as for endpoints). */
-  private readonly nextSlot = new Map<string, number>();
+  private readonly rates = new SourceRateLimiter();
   private readonly pending: ItemOutcome[] = [];
-  private readonly running_ = new Set<Promise<void>>();
+  private readonly tasks = new Set<Promise<void>>();
   /** Claimed items waiting for their rate slot; released, not run, on stop. */
   private readonly waitingForSlot = new Map<string, NodeJS.Timeout>();
   private running = false;
@@ -82,12 +96,70 @@ export class InboxProcessor {
   private flushing: Promise<void> = Promise.resolve();
   private wakeTimer: NodeJS.Timeout | undefined;
   private claimLoopDone: Promise<void> = Promise.resolve();
+  /** Sources as of the last claim, for the synchronous handoff decisions. */
+  private snapshot = new Map<string, { source: Source; settings: ProcessingSettings; consumable: boolean }>();
+  private leaseMs: number;
+  /**
+   * Whether items may be waiting in the store (stored unclaimed, retries, released leases).
+   * While they may, new items go through the claim too, so they queue behind the old ones.
+   */
+  private backlog = true;
+  /** A claim query is between deciding what it may take and holding what it took. */
+  private claimPending = false;
 
   constructor(
     private readonly deps: ProcessorDeps,
     private readonly options: ProcessorOptions,
   ) {
     this.claimBatchSize = options.claimBatchSize ?? 128;
+    this.leaseMs = options.leaseMs;
+  }
+
+  /**
+   * The intake's way to give new items straight to this processor (see the class comment);
+   * undefined while stopped or while older items may be waiting.
+   */
+  handoff(): Handoff | undefined {
+    if (!this.running || this.backlog || this.snapshot.size === 0) return undefined;
+    return {
+      leaseUntil: this.deps.clock.now() + this.leaseMs,
+      take: (item) => this.take(item),
+      untake: (id) => this.release(id),
+    };
+  }
+
+  /** Starts taken items once their insert is durable. */
+  adopt(claims: ClaimedItem[]): void {
+    if (claims.length === 0) return;
+    if (!this.running) {
+      // Stopped while their insert was committing: give them back rather than run them.
+      const ids = claims.map((c) => c.item.id);
+      for (const id of ids) this.release(id);
+      void this.deps.store.releaseItems(ids, this.deps.clock.now()).catch(() => undefined);
+      return;
+    }
+    const now = this.deps.clock.now();
+    for (const claim of claims) {
+      const entry = this.snapshot.get(claim.item.sourceId);
+      if (entry) this.begin(claim, entry.source, now);
+      else this.release(claim.item.id);
+    }
+  }
+
+  /** New items were stored unclaimed: from now on they queue for the claim. */
+  noteBacklog(): void {
+    this.backlog = true;
+    this.wake();
+  }
+
+  private take(item: NewInboxItem): boolean {
+    if (this.claimPending) return false;
+    const entry = this.snapshot.get(item.sourceId);
+    if (!entry?.consumable || entry.settings.ratePerSecond !== null) return false;
+    if (this.room(item.sourceId, entry.settings.concurrency) <= 0) return false;
+    if (item.orderingKey !== null && this.busyKeys.has(keyOf(item.sourceId, item.orderingKey))) return false;
+    this.hold(item);
+    return true;
   }
 
   start(): void {
@@ -104,7 +176,7 @@ export class InboxProcessor {
     const unstarted = [...this.waitingForSlot.keys()];
     for (const timer of this.waitingForSlot.values()) clearTimeout(timer);
     this.waitingForSlot.clear();
-    while (this.running_.size > 0) await Promise.allSettled([...this.running_]);
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
     await this.flushNow();
     if (unstarted.length > 0) await this.deps.store.releaseItems(unstarted, this.deps.clock.now());
     for (const id of unstarted) this.release(id);
@@ -143,10 +215,21 @@ export class InboxProcessor {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
     if (!this.running) return;
-    const room = this.options.globalConcurrency - this.held.size;
+    const room = this.globalRoom();
     const now = this.deps.clock.now();
     const sources = await this.deps.sources();
     const allowed = this.deps.consumableSourceIds(sources);
+    const consumable = allowed === null ? null : new Set(allowed);
+    this.snapshot = new Map(
+      sources.map((source) => [
+        source.id,
+        {
+          source,
+          settings: resolveProcessing(source.options),
+          consumable: consumable?.has(source.id) ?? true,
+        },
+      ]),
+    );
     // At the global cap, the next flush wakes us; with nothing to hand items to, only the poll.
     if (room <= 0) return;
     if (allowed !== null && allowed.length === 0) {
@@ -161,45 +244,66 @@ export class InboxProcessor {
     for (const source of sources) {
       const settings = resolveProcessing(source.options);
       longestTimeout = Math.max(longestTimeout, settings.handlerTimeoutMs);
-      let left = settings.concurrency - (this.heldBySource.get(source.id) ?? 0);
+      let left = this.room(source.id, settings.concurrency);
       if (settings.ratePerSecond !== null) {
         // Claim no more than the slots that open within the next second; the rest stay due.
-        const spacing = slotSpacingMs(settings.ratePerSecond);
-        const free = Math.max(now, this.nextSlot.get(source.id) ?? 0);
-        const slots = Math.floor((now + 1000 - free) / spacing);
-        if (slots <= 0) {
-          const at = free - 1000 + spacing;
-          rateWakeAt = rateWakeAt === undefined ? at : Math.min(rateWakeAt, at);
-        }
-        left = Math.min(left, Math.max(slots, 0));
+        const { slots, retryAt } = this.rates.available(source.id, settings.ratePerSecond, now);
+        if (retryAt !== undefined) rateWakeAt = Math.min(rateWakeAt ?? retryAt, retryAt);
+        left = Math.min(left, slots);
       }
       if (left <= 0) exclude.push(source.id);
       else roomBySource[source.id] = left;
     }
     // A handler may run up to its timeout; the lease must outlast it or a second worker would
     // take the item while the first is still on it.
-    const leaseMs = Math.max(this.options.leaseMs, longestTimeout * 2);
-    const claimed = await this.deps.store.claimItems({
-      now,
-      limit: Math.min(this.claimBatchSize, room),
-      leaseUntil: now + leaseMs,
-      sourceIds: allowed,
-      excludeSourceIds: exclude,
-      roomBySource,
-      busyKeys: [...this.busyKeys],
-    });
+    this.leaseMs = Math.max(this.options.leaseMs, longestTimeout * 2);
+    // Nothing can be taken beyond what the sources' caps leave room for.
+    let sourceRoom = 0;
+    for (const [id, left] of Object.entries(roomBySource))
+      if (consumable?.has(id) ?? true) sourceRoom += left;
+    const limit = Math.min(this.claimBatchSize, room, sourceRoom);
+    if (limit <= 0) {
+      // Every cap is full: a flush wakes us; a rate-limited source needs its next slot too.
+      this.backlog = true;
+      this.armWake(now, Math.min(rateWakeAt ?? Number.POSITIVE_INFINITY, now + this.options.pollIntervalMs));
+      return;
+    }
+    // Cleared before the query: anything stored unclaimed after this point sets it again.
+    this.backlog = false;
+    // Until the claimed items are held, the handoff takes nothing: it would see their caps and
+    // ordering keys as free and could start a second item of a key, or more than a cap.
+    this.claimPending = true;
+    let claimed: ClaimedItem[];
+    try {
+      claimed = await this.deps.store.claimItems({
+        now,
+        limit,
+        leaseUntil: now + this.leaseMs,
+        sourceIds: allowed,
+        excludeSourceIds: exclude,
+        roomBySource,
+        busyKeys: [...this.busyKeys],
+        heldIds: [...this.held.keys()],
+      });
+      for (const claim of claimed) this.hold(claim.item);
+    } finally {
+      this.claimPending = false;
+    }
     for (const claim of claimed) {
       const source = bySource.get(claim.item.sourceId);
-      if (!source) continue; // created after our source list was read: taken at its lease end
-      this.hold(claim.item);
-      this.begin(claim, source, now);
+      if (source) this.begin(claim, source, now);
+      else this.release(claim.item.id); // created after our source list was read: due at its lease end
     }
     if (claimed.length > 0) {
-      this.claimAgain = true;
+      // A full batch may have left more behind; a partial one saw everything claimable.
+      this.backlog = true;
+      if (claimed.length >= limit) this.claimAgain = true;
       return;
     }
     // Idle: sleep until the earliest retry or rate slot, at most one poll interval.
     const due = await this.deps.store.nextDueAt(allowed);
+    // Due items that could not be taken (caps, busy keys) are a backlog new items must queue behind.
+    if (due !== undefined && due <= now) this.backlog = true;
     let at = now + this.options.pollIntervalMs;
     if (due !== undefined && due > now) at = Math.min(at, due);
     if (rateWakeAt !== undefined) at = Math.min(at, rateWakeAt);
@@ -213,20 +317,47 @@ export class InboxProcessor {
     this.wakeTimer.unref();
   }
 
-  private hold(item: InboxItem): void {
+  /**
+   * How many more items a source may start: its cap counts running handlers, and items whose
+   * handler is done but whose outcome is not committed yet may add at most one more cap's worth,
+   * so what a crash can catch in flight stays bounded (twice the cap) without a fast handler
+   * having to wait for each fsync before the next item starts.
+   */
+  private room(sourceId: string, concurrency: number): number {
+    const running = concurrency - (this.activeBySource.get(sourceId) ?? 0);
+    const held = 2 * concurrency - (this.heldBySource.get(sourceId) ?? 0);
+    return Math.min(running, held, this.globalRoom());
+  }
+
+  private globalRoom(): number {
+    const cap = this.options.globalConcurrency;
+    return Math.min(cap - this.active, 2 * cap - this.held.size);
+  }
+
+  private hold(item: Pick<InboxItem, "id" | "sourceId" | "orderingKey">): void {
     const key = item.orderingKey === null ? null : keyOf(item.sourceId, item.orderingKey);
-    this.held.set(item.id, { sourceId: item.sourceId, key });
-    this.heldBySource.set(item.sourceId, (this.heldBySource.get(item.sourceId) ?? 0) + 1);
+    this.held.set(item.id, { sourceId: item.sourceId, key, finished: false });
+    bump(this.heldBySource, item.sourceId, 1);
+    bump(this.activeBySource, item.sourceId, 1);
+    this.active++;
     if (key !== null) this.busyKeys.add(key);
   }
 
+  /** The handler is done: its cap slot is free, the item itself stays held until recorded. */
+  private finish(id: string): void {
+    const held = this.held.get(id);
+    if (!held || held.finished) return;
+    held.finished = true;
+    bump(this.activeBySource, held.sourceId, -1);
+    this.active--;
+  }
+
   private release(id: string): void {
+    this.finish(id);
     const held = this.held.get(id);
     if (!held) return;
     this.held.delete(id);
-    const count = (this.heldBySource.get(held.sourceId) ?? 1) - 1;
-    if (count <= 0) this.heldBySource.delete(held.sourceId);
-    else this.heldBySource.set(held.sourceId, count);
+    bump(this.heldBySource, held.sourceId, -1);
     if (held.key !== null) this.busyKeys.delete(held.key);
   }
 
@@ -234,12 +365,11 @@ export class InboxProcessor {
     const settings = resolveProcessing(source.options);
     let startAt = now;
     if (settings.ratePerSecond !== null) {
-      startAt = Math.max(now, this.nextSlot.get(source.id) ?? 0);
-      this.nextSlot.set(source.id, startAt + slotSpacingMs(settings.ratePerSecond));
+      startAt = this.rates.reserve(source.id, settings.ratePerSecond, now);
     }
     const run = () => {
-      const task = this.process(claim, source, settings).finally(() => this.running_.delete(task));
-      this.running_.add(task);
+      const task = this.process(claim, source, settings).finally(() => this.tasks.delete(task));
+      this.tasks.add(task);
     };
     if (startAt <= now) {
       run();
@@ -266,10 +396,7 @@ export class InboxProcessor {
     }
     const attempt = item.attempts + 1;
     try {
-      await this.withTimeout(
-        this.deps.consume(item, source, { attempt, stale }),
-        settings.handlerTimeoutMs,
-      );
+      await this.withTimeout(this.deps.consume(item, source, { attempt, stale }), settings.handlerTimeoutMs);
       const mark =
         !stale && item.orderingKey !== null && item.eventTime !== null
           ? { key: item.orderingKey, eventTime: item.eventTime }
@@ -295,13 +422,15 @@ export class InboxProcessor {
   }
 
   private record(outcome: ItemOutcome): void {
+    this.finish(outcome.id);
     this.pending.push(outcome);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // Outcomes of one event-loop turn share one transaction.
+    // Outcomes of one event-loop turn share one transaction; their freed slots one claim.
     setImmediate(() => {
       this.flushScheduled = false;
       void this.flushNow();
+      this.wake();
     });
   }
 

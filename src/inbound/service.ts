@@ -86,7 +86,8 @@ export class InboundService {
         globalConcurrency: settings.globalConcurrency,
       },
     );
-    this.intake = new Intake(deps.inbox, this.failures, deps.clock, () => this.processor.wake());
+    this.intake = new Intake(deps.inbox, this.failures, deps.clock, this.processor);
+    this.sources.onChange = () => this.processor.wake();
     this.listener = createIngestListener({
       intake: this.intake,
       maxBodyBytes: settings.maxBodyBytes,
@@ -112,6 +113,7 @@ export class InboundService {
   start(): Promise<void> {
     this.started ??= (async () => {
       if (isUnsupportedInboxStore(this.inbox)) return;
+      await this.inbox.start();
       if (this.settings.handlerModule) {
         try {
           await loadHandlerModule(this.settings.handlerModule, this);
@@ -131,6 +133,7 @@ export class InboundService {
     await this.started;
     await this.processor.stop();
     await this.failures.flush();
+    await this.inbox.close();
   }
 
   /** Counts per status and verification failures, including those not yet written. */

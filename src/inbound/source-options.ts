@@ -1,6 +1,6 @@
 import type { ValidationIssue } from "../core/errors.js";
 import { genericOptionsError, isProviderName, isValidPointer, PROVIDER_NAMES } from "./providers/index.js";
-import type { ProviderName, ProviderOptions } from "./providers/types.js";
+import type { ProviderOptions } from "./providers/types.js";
 import type { FieldRef, SourceOptions, StaleAction } from "./types.js";
 
 /** Processing settings of a source with every default filled in. */
@@ -140,7 +140,11 @@ export function sourceProblems(
   checkFieldRef(issues, [...o, "eventType"], options.eventType);
   checkFieldRef(issues, [...o, "orderingKey"], options.orderingKey);
   checkFieldRef(issues, [...o, "eventTime"], options.eventTime);
-  if (options.staleAction !== undefined && options.staleAction !== "skip" && options.staleAction !== "deliver")
+  if (
+    options.staleAction !== undefined &&
+    options.staleAction !== "skip" &&
+    options.staleAction !== "deliver"
+  )
     issues.push(issue([...o, "staleAction"], 'must be "skip" or "deliver"'));
   checkInteger(issues, [...o, "toleranceSec"], options.toleranceSec, LIMITS.toleranceSec);
   checkInteger(issues, [...o, "concurrency"], options.concurrency, LIMITS.concurrency);
@@ -162,12 +166,11 @@ export function sourceProblems(
     const forward = options.forward as Partial<Record<"appId" | "eventType", unknown>>;
     if (typeof forward.appId !== "string" || forward.appId === "")
       issues.push(issue([...o, "forward", "appId"], "must name a Pigeon application (id or uid)"));
-    if (forward.eventType !== undefined && (typeof forward.eventType !== "string" || forward.eventType === ""))
+    if (
+      forward.eventType !== undefined &&
+      (typeof forward.eventType !== "string" || forward.eventType === "")
+    )
       issues.push(issue([...o, "forward", "eventType"], "must be a non-empty event type name"));
   }
   return issues;
-}
-
-export function isProvider(name: string): name is ProviderName {
-  return isProviderName(name);
 }

@@ -98,13 +98,20 @@ export class SourceRegistry {
   invalidate(): void {
     this.byKey.clear();
     this.everything = undefined;
+    this.onChange?.();
   }
+
+  /** Called after any change, so the processor re-reads caps and settings. */
+  onChange: (() => void) | undefined;
 
   private check(source: Source): Source {
     const issues = sourceProblems(source.provider, source.secrets, source.options);
     if (typeof source.name !== "string" || source.name === "")
       issues.push({ loc: ["body", "name"], msg: "must be a non-empty string", type: "value_error" });
-    if (source.uid !== null && (source.uid.startsWith("src_") || !/^[a-zA-Z0-9\-_.]{1,256}$/.test(source.uid))) {
+    if (
+      source.uid !== null &&
+      (source.uid.startsWith("src_") || !/^[a-zA-Z0-9\-_.]{1,256}$/.test(source.uid))
+    ) {
       issues.push({
         loc: ["body", "uid"],
         msg: "must be 1-256 letters, digits or -_. and must not start with 'src_' (that prefix is for ids)",

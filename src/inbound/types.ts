@@ -136,7 +136,8 @@ export interface InboxItem extends NewInboxItem {
 }
 
 export type InsertOutcome =
-  | { id: string; status: "received" }
+  /** `claimed`: stored already claimed for the processor (see Handoff), ready to hand on. */
+  | { id: string; status: "received"; claimed?: ClaimedItem }
   | { id: string; status: "duplicate"; duplicateOf: string }
   /** Not stored: the source was deleted while the request was in flight. */
   | { id: string; status: "rejected" };

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { answerHandshake, verifyInbound } from "../inbound/providers/index.js";
+import { answerHandshake as providerHandshake, verifyInbound } from "../inbound/providers/index.js";
 import { toInboundRequest } from "../inbound/providers/request.js";
 import type {
   HandshakeResponse,
@@ -72,14 +72,14 @@ export function verify(
 }
 
 /** The answer to the provider's registration handshake, or null when `req` is not one. */
-export function handshake(
+export function answerHandshake(
   provider: ProviderName,
   req: VerifiableRequest,
   secrets: string | readonly string[],
   opts: VerifyOptions = {},
 ): HandshakeResponse | null {
   const { nowSec, ...options } = opts;
-  return answerHandshake(provider, toRequest(req), secretList(secrets), options, nowSec);
+  return providerHandshake(provider, toRequest(req), secretList(secrets), options, nowSec);
 }
 
 /**
@@ -95,9 +95,15 @@ export async function verifyRequest(
   const { maxBodyBytes = 1024 * 1024, ...rest } = opts;
   const read = await readRequestBody(req, maxBodyBytes);
   if (!read.ok) {
-    const message = read.reason === "too_large" ? `body larger than ${maxBodyBytes} bytes` : "request aborted";
+    const message =
+      read.reason === "too_large" ? `body larger than ${maxBodyBytes} bytes` : "request aborted";
     return { result: { ok: false, code: "unsupported", message }, body: Buffer.alloc(0) };
   }
-  const result = verify(provider, { method: req.method, url: req.url, headers: req.headers, body: read.body }, secrets, rest);
+  const result = verify(
+    provider,
+    { method: req.method, url: req.url, headers: req.headers, body: read.body },
+    secrets,
+    rest,
+  );
   return { result, body: read.body };
 }

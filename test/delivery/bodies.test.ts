@@ -19,7 +19,10 @@ describe("bodies, methods and header styles", () => {
   });
 
   async function deliverVia(settings: Record<string, unknown>) {
-    const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, { url: sink.url("/hook?src=pigeon"), ...settings });
+    const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+      url: sink.url("/hook?src=pigeon"),
+      ...settings,
+    });
     expect(res.status).toBe(201);
     const ep = (await res.json()) as { id: string };
     const secret = (await pigeon.svix.endpoint.getSecret(appId, ep.id)).key;

@@ -111,7 +111,9 @@ describe("delivery faults", () => {
     const events = (await (await pigeon.request("GET", "/api/v1/operational-event")).json()) as {
       data: { type: string; data: { endpointId: string } }[];
     };
-    expect(events.data).toEqual([expect.objectContaining({ type: "endpoint.disabled", data: expect.objectContaining({ endpointId }) })]);
+    expect(events.data).toEqual([
+      expect.objectContaining({ type: "endpoint.disabled", data: expect.objectContaining({ endpointId }) }),
+    ]);
     // A disabled endpoint is not sent new messages.
     await send();
     await new Promise((r) => setTimeout(r, 300));
@@ -151,7 +153,11 @@ describe("delivery faults", () => {
       await endpointFor(sink.url());
       const msgId = await send();
       await waitUntil(async () => (await attempts(msgId)).length >= 1, 10_000, "an attempt");
-      expect((await attempts(msgId))[0]).toMatchObject({ status: 2, responseStatusCode: 301, errorCode: "http_status" });
+      expect((await attempts(msgId))[0]).toMatchObject({
+        status: 2,
+        responseStatusCode: 301,
+        errorCode: "http_status",
+      });
       expect(target.received).toHaveLength(0);
     } finally {
       await target.close();
@@ -183,7 +189,10 @@ describe("delivery faults", () => {
 
 describe("automatic disabling", () => {
   it("disables an endpoint failing with no success for longer than PIGEON_DISABLE_AFTER", async () => {
-    const pigeon = await startPigeon({ PIGEON_DISABLE_AFTER: "300ms", PIGEON_RETRY_SCHEDULE: "100ms,100ms,100ms,100ms,100ms,100ms" });
+    const pigeon = await startPigeon({
+      PIGEON_DISABLE_AFTER: "300ms",
+      PIGEON_RETRY_SCHEDULE: "100ms,100ms,100ms,100ms,100ms,100ms",
+    });
     const sink = await Sink.start((_req, res) => {
       res.writeHead(503);
       res.end();
@@ -192,7 +201,11 @@ describe("automatic disabling", () => {
       const app = await pigeon.svix.application.create({ name: "D" });
       const ep = await pigeon.svix.endpoint.create(app.id, { url: sink.url() });
       await pigeon.svix.message.create(app.id, { eventType: "a.b", payload: {} });
-      await waitUntil(async () => (await pigeon.svix.endpoint.get(app.id, ep.id)).disabled === true, 10_000, "disabled");
+      await waitUntil(
+        async () => (await pigeon.svix.endpoint.get(app.id, ep.id)).disabled === true,
+        10_000,
+        "disabled",
+      );
       const events = (await (await pigeon.request("GET", "/api/v1/operational-event")).json()) as {
         data: { type: string; data: { reason: string } }[];
       };

@@ -114,7 +114,9 @@ describe("registration handshake", () => {
       await other.waitFor(1);
       await new Promise((r) => setTimeout(r, 300));
       // Only verification requests reached the new URL: the message is held.
-      expect(other.received.every((r) => JSON.parse(r.body.toString()).type === "webhook.verification")).toBe(true);
+      expect(other.received.every((r) => JSON.parse(r.body.toString()).type === "webhook.verification")).toBe(
+        true,
+      );
     } finally {
       await other.close();
     }

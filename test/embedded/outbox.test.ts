@@ -24,7 +24,10 @@ describe("transactional outbox (SQLite)", () => {
   it("commits the row and its event together, and the event is delivered", async () => {
     const msg = outbox.transaction((tx) => {
       const { lastInsertRowid } = outbox.db.prepare("INSERT INTO employees (name) VALUES (?)").run("Ann");
-      return tx.publish("employees", { eventType: "employee.created", payload: { id: Number(lastInsertRowid), name: "Ann" } });
+      return tx.publish("employees", {
+        eventType: "employee.created",
+        payload: { id: Number(lastInsertRowid), name: "Ann" },
+      });
     });
     await sink.waitFor(1);
     expect(sink.received[0]!.headers["webhook-id"]).toBe(msg.id);

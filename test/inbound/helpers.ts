@@ -26,7 +26,12 @@ export function signStandard(
   };
 }
 
-export function signGithub(secret: string, body: string, delivery: string, event = "push"): Record<string, string> {
+export function signGithub(
+  secret: string,
+  body: string,
+  delivery: string,
+  event = "push",
+): Record<string, string> {
   return {
     "content-type": "application/json",
     "x-github-event": event,
@@ -56,11 +61,20 @@ export function signSlack(
 
 export function signZoom(secret: string, body: string, ts: number = nowSec()): Record<string, string> {
   const sig = createHmac("sha256", secret).update(`v0:${ts}:${body}`).digest("hex");
-  return { "content-type": "application/json", "x-zm-request-timestamp": String(ts), "x-zm-signature": `v0=${sig}` };
+  return {
+    "content-type": "application/json",
+    "x-zm-request-timestamp": String(ts),
+    "x-zm-signature": `v0=${sig}`,
+  };
 }
 
 /** generic-hmac as configured by GENERIC_OPTIONS below. */
-export function signGeneric(secret: string, body: string, ts: number = nowSec(), id = "g-1"): Record<string, string> {
+export function signGeneric(
+  secret: string,
+  body: string,
+  ts: number = nowSec(),
+  id = "g-1",
+): Record<string, string> {
   const sig = createHmac("sha256", secret).update(`${ts}.${body}`).digest("hex");
   return {
     "content-type": "application/json",

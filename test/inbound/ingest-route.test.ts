@@ -34,7 +34,8 @@ const CASES: Case[] = [
   {
     provider: "standard-webhooks",
     secret: whsec(),
-    sign: (secret, body, ts) => signStandard(secret, `msg_${createHmac("md5", body).digest("hex")}`, body, ts),
+    sign: (secret, body, ts) =>
+      signStandard(secret, `msg_${createHmac("md5", body).digest("hex")}`, body, ts),
     timestamped: true,
     eventType: "employee.created",
     body: (n) => JSON.stringify({ type: "employee.created", data: { n } }),
@@ -62,7 +63,12 @@ const CASES: Case[] = [
     timestamped: true,
     eventType: "app_mention",
     body: (n) =>
-      JSON.stringify({ type: "event_callback", event_id: `Ev${n}`, event_time: nowSec(), event: { type: "app_mention" } }),
+      JSON.stringify({
+        type: "event_callback",
+        event_id: `Ev${n}`,
+        event_time: nowSec(),
+        event: { type: "app_mention" },
+      }),
   },
   {
     provider: "generic-hmac",
@@ -112,10 +118,9 @@ describe("ingest route: verify, persist, then answer", () => {
         expect(itemId).toMatch(/^in_/);
         expect(res.headers.get("pigeon-inbox-status")).toBe("received");
 
-        const item = (await (await p.request("GET", `/api/v1/source/${sourceId}/inbox/${itemId}`)).json()) as Record<
-          string,
-          unknown
-        >;
+        const item = (await (
+          await p.request("GET", `/api/v1/source/${sourceId}/inbox/${itemId}`)
+        ).json()) as Record<string, unknown>;
         expect(item.body).toBe(body);
         expect(item.method).toBe("POST");
         expect(item.path).toBe(path);
@@ -171,7 +176,11 @@ describe("ingest route: verify, persist, then answer", () => {
   it("verifies against every configured secret (rotation)", async () => {
     const old = whsec();
     const current = whsec();
-    const source = await createSource(p, { name: "rotating", provider: "standard-webhooks", secrets: [current, old] });
+    const source = await createSource(p, {
+      name: "rotating",
+      provider: "standard-webhooks",
+      secrets: [current, old],
+    });
     for (const secret of [old, current]) {
       const body = JSON.stringify({ type: "t", n: secret });
       const res = await send(p, source.ingestPath, body, signStandard(secret, `msg_${randomUUID()}`, body));
@@ -190,7 +199,12 @@ describe("ingest route: verify, persist, then answer", () => {
       options: { toleranceSec: 7200 },
     });
     const body = "{}";
-    const res = await send(p, source.ingestPath, body, signStandard(secret, "msg_old", body, nowSec() - 3600));
+    const res = await send(
+      p,
+      source.ingestPath,
+      body,
+      signStandard(secret, "msg_old", body, nowSec() - 3600),
+    );
     expect(res.status).toBe(200);
   });
 

@@ -4,7 +4,7 @@ import type { Method, RouteSpec } from "../router.js";
 
 /** True for the ingest URLs the server hands to the inbound listener before routing. */
 export function isIngestPath(url: string | undefined): boolean {
-  return url !== undefined && url.startsWith("/in/");
+  return url?.startsWith("/in/") === true;
 }
 
 /**

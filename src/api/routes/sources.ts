@@ -74,7 +74,8 @@ export function inboxItemOut(item: InboxItem, withContent: boolean) {
     bodySize: item.body.length,
     ...(withContent ? { body, bodyBase64 } : {}),
     attempts: item.attempts,
-    nextAttemptAt: item.status === "received" || item.status === "processing" ? iso(item.nextAttemptAt) : null,
+    nextAttemptAt:
+      item.status === "received" || item.status === "processing" ? iso(item.nextAttemptAt) : null,
     lastError: item.lastError,
     stale: item.stale || item.status === "stale",
     receivedAt: new Date(item.receivedAt).toISOString(),
@@ -162,7 +163,10 @@ export function sourceRoutes(engine: PigeonEngine): RouteSpec[] {
       summary: "Pigeon: get an inbound source with its counters",
       tag,
       response: { status: 200, schema: SourceOut },
-      handler: async ({ params, req }) => ({ status: 200, body: await out(await requireSource(params.source_id!), req) }),
+      handler: async ({ params, req }) => ({
+        status: 200,
+        body: await out(await requireSource(params.source_id!), req),
+      }),
     },
     {
       method: "PUT",

@@ -15,6 +15,10 @@ import type {
  */
 export interface InboxStore {
   readonly kind: "sqlite" | "postgres";
+  /** Starts background upkeep (SQLite: checkpoints off the event loop). Intake works without it. */
+  start(): Promise<void>;
+  /** Stops the upkeep and releases what the inbox holds besides the database connection. */
+  close(): Promise<void>;
 
   // Sources. `idOrUid` accepts the `src_` id or the caller's uid.
   createSource(source: Source): Promise<Source>;
@@ -34,7 +38,7 @@ export interface InboxStore {
    * has is stored as a `duplicate` of the first copy; a unique index decides, so concurrent
    * copies cannot both be `received`. Outcomes are in input order.
    */
-  insertItems(items: NewInboxItem[]): Promise<InsertOutcome[]>;
+  insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]>;
 
   /**
    * Takes due items (`received`, or `processing` whose lease ran out) under a lease ending at
@@ -55,6 +59,20 @@ export interface InboxStore {
   requeueItem(sourceId: string, itemId: string, now: number): Promise<boolean>;
 }
 
+/**
+ * Lets the processor take new items in the insert itself: an item it takes is stored as
+ * `processing` under a lease, exactly as a claim would leave it, so a fresh item reaches its
+ * handler without a claim query and a second commit. Used from inside the insert transaction,
+ * so both callbacks must be synchronous.
+ */
+export interface Handoff {
+  leaseUntil: number;
+  /** Whether the processor takes this new item now; if so it already counts it as its own. */
+  take(item: NewInboxItem): boolean;
+  /** A taken item was not stored as new after all (a duplicate, or the write failed). */
+  untake(id: string): void;
+}
+
 export interface InboxClaim {
   now: number;
   limit: number;
@@ -70,6 +88,12 @@ export interface InboxClaim {
    * of one key at most the oldest due item is, so one key is processed one item at a time.
    */
   busyKeys: string[];
+  /**
+   * Items the caller already holds. Normally their lease keeps them out; this also covers a
+   * lease that ran out while the caller was still on the item (a stalled process), so one
+   * process never hands the same item out twice.
+   */
+  heldIds: string[];
 }
 
 export interface InboxQuery extends PageQuery {

@@ -34,6 +34,8 @@ function unsupportedInboxStore(kind: InboxStore["kind"]): InboxStore {
     );
   const store: InboxStore = {
     kind,
+    start: () => Promise.resolve(),
+    close: () => Promise.resolve(),
     createSource: refuse,
     getSource: refuse,
     listSources: refuse,

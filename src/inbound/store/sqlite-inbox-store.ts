@@ -4,7 +4,9 @@ import type { SqliteDatabase } from "../../store/sqlite/database.js";
 import type { Page, PageQuery } from "../../store/types.js";
 import type { ClaimedItem, InboxStatus, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import { INBOX_STATUSES } from "../types.js";
+import { BackgroundCheckpointer } from "./checkpointer.js";
 import {
+  type Handoff,
   type InboxClaim,
   type InboxQuery,
   type InboxStore,
@@ -12,29 +14,59 @@ import {
   type SourceStats,
   type VerifyFailureTally,
 } from "./inbox-store.js";
-import { itemFromRow, newItemToRow, type Row, sourceFromRow, sourceToRow } from "./sqlite-rows.js";
+import {
+  ITEM_COLUMNS,
+  itemFromRow,
+  itemParams,
+  type Row,
+  sourceFromRow,
+  sourceToRow,
+} from "./sqlite-rows.js";
+import { WalSync } from "./wal-sync.js";
 
 function errorCode(error: unknown): string | undefined {
   return (error as { code?: string } | null)?.code;
 }
 
-const INSERT_ITEM = `INSERT INTO inbox_items (id, source_id, status, dedupe_key, event_id, duplicate_of, event_type,
-    event_time, ordering_key, method, path, query, headers, body, content_type, body_kind, next_attempt_at,
-    received_at, updated_at)
-  VALUES (@id, @source_id, @status, @dedupe_key, @event_id, @duplicate_of, @event_type, @event_time,
-    @ordering_key, @method, @path, @query, @headers, @body, @content_type, @body_kind, @next_attempt_at,
-    @received_at, @updated_at)`;
+const INSERT_ITEM = `INSERT INTO inbox_items (${ITEM_COLUMNS.join(", ")})
+  VALUES (${ITEM_COLUMNS.map(() => "?").join(", ")})`;
+/** The first copy of an event takes its (source, event id) slot; the unique index refuses a second. */
+const INSERT_FIRST_COPY = `${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO NOTHING`;
 
 /**
- * The inbox in the engine's SQLite database (or a receiver's own file): WAL with
- * synchronous=FULL, so a committed insert survives a kill. better-sqlite3 is synchronous, so
- * each method runs inside one call and each transaction is one `BEGIN IMMEDIATE … COMMIT`.
+ * The inbox in the engine's SQLite database (or a receiver's own file), in WAL mode.
+ * better-sqlite3 is synchronous, so each method runs inside one call and each transaction is one
+ * `BEGIN IMMEDIATE … COMMIT`.
+ *
+ * Durability: writes that are promises to someone (a new item before its 2xx, an outcome before
+ * the item is let go) resolve only once their WAL frames are fsynced, as with synchronous=FULL,
+ * but the fsync runs on the thread pool (see WalSync) so intake keeps going meanwhile. Claims
+ * and lease releases are not waited for: losing one in a power cut only means the item comes due
+ * again, which an expired lease means anyway.
  */
 export class SqliteInboxStore implements InboxStore {
   readonly kind = "sqlite" as const;
   private readonly statements = new Map<string, Statement<unknown[]>>();
+  /** Undefined where there is no WAL file to sync (in-memory databases): commits are plain. */
+  private readonly walSync: WalSync | undefined;
+  private readonly restoreSynchronous: string;
+  private readonly checkpointer: BackgroundCheckpointer;
 
-  constructor(readonly db: SqliteDatabase) {}
+  constructor(readonly db: SqliteDatabase) {
+    const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
+    this.walSync = wal ? new WalSync(`${db.name}-wal`) : undefined;
+    this.restoreSynchronous = `PRAGMA synchronous = ${Number(db.pragma("synchronous", { simple: true }))}`;
+    this.checkpointer = new BackgroundCheckpointer(db);
+  }
+
+  async start(): Promise<void> {
+    if (this.walSync) this.checkpointer.start();
+  }
+
+  async close(): Promise<void> {
+    await this.checkpointer.stop();
+    await this.walSync?.close();
+  }
 
   private stmt(sql: string): Statement<unknown[]> {
     let statement = this.statements.get(sql);
@@ -59,6 +91,28 @@ export class SqliteInboxStore implements InboxStore {
 
   private tx<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * Commits without an fsync in the commit itself. The connection is shared with the engine's
+   * store, so its setting is put back before returning; nothing else can run in between, as
+   * better-sqlite3 calls are synchronous.
+   */
+  private relaxedTx<T>(fn: () => T): T {
+    if (!this.walSync) return this.tx(fn);
+    this.stmt("PRAGMA synchronous = NORMAL").run();
+    try {
+      return this.tx(fn);
+    } finally {
+      this.stmt(this.restoreSynchronous).run();
+    }
+  }
+
+  /** Commits now; resolves once the commit is on disk. */
+  private async durableTx<T>(fn: () => T): Promise<T> {
+    const result = this.relaxedTx(fn);
+    await this.walSync?.sync();
+    return result;
   }
 
   // Sources ------------------------------------------------------------------------------------
@@ -127,7 +181,8 @@ export class SqliteInboxStore implements InboxStore {
 
   async addVerifyFailures(tallies: VerifyFailureTally[]): Promise<void> {
     if (tallies.length === 0) return;
-    this.tx(() => {
+    // Counters: a power cut may lose the last second of them, which is not worth an fsync.
+    this.relaxedTx(() => {
       for (const t of tallies) {
         this.run(
           `UPDATE inbound_sources SET verify_failures = verify_failures + ?, last_verify_failure_at = ?,
@@ -169,41 +224,77 @@ export class SqliteInboxStore implements InboxStore {
 
   // Intake -------------------------------------------------------------------------------------
 
-  async insertItems(items: NewInboxItem[]): Promise<InsertOutcome[]> {
+  async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
     if (items.length === 0) return [];
-    return this.tx(() => items.map((item) => this.insertOne(item)));
+    const taken: string[] = [];
+    try {
+      return await this.durableTx(() => items.map((item) => this.insertOne(item, handoff, taken)));
+    } catch (error) {
+      for (const id of taken) handoff?.untake(id);
+      throw error;
+    }
   }
 
-  private insertOne(item: NewInboxItem): InsertOutcome {
-    const row = newItemToRow(item);
+  private insertOne(item: NewInboxItem, handoff: Handoff | undefined, taken: string[]): InsertOutcome {
+    const headers = JSON.stringify(item.headers);
+    const take = handoff?.take(item) ?? false;
+    if (take) taken.push(item.id);
+    const status = take ? "processing" : "received";
+    const nextAttemptAt = take ? handoff!.leaseUntil : item.receivedAt;
     try {
       // The first copy claims the (source, event id) slot; the unique index refuses a second.
-      const inserted = this.run(`${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO NOTHING`, {
-        ...row,
-        status: "received",
-        dedupe_key: item.eventId,
-        duplicate_of: null,
-        next_attempt_at: item.receivedAt,
-      });
-      if (inserted.changes > 0) return { id: item.id, status: "received" };
+      const inserted = this.run(
+        INSERT_FIRST_COPY,
+        ...itemParams(item, headers, status, item.eventId, null, nextAttemptAt),
+      );
+      if (inserted.changes > 0) {
+        if (!take) return { id: item.id, status: "received" };
+        const mark =
+          item.orderingKey === null
+            ? undefined
+            : this.get(
+                "SELECT newest_event_time FROM inbound_order_marks WHERE source_id = ? AND ordering_key = ?",
+                item.sourceId,
+                item.orderingKey,
+              );
+        const claimed: ClaimedItem = {
+          item: {
+            ...item,
+            status: "processing",
+            duplicateOf: null,
+            attempts: 0,
+            nextAttemptAt,
+            lastError: null,
+            stale: false,
+            processedAt: null,
+            updatedAt: item.receivedAt,
+          },
+          newestProcessedTime: mark ? Number(mark.newest_event_time) : null,
+        };
+        return { id: item.id, status: "received", claimed };
+      }
+      if (take) {
+        taken.pop();
+        handoff!.untake(item.id);
+      }
       const first = this.get(
         "SELECT id FROM inbox_items WHERE source_id = ? AND dedupe_key = ?",
         item.sourceId,
         item.eventId,
       );
       const duplicateOf = String(first?.id);
-      this.run(INSERT_ITEM, {
-        ...row,
-        status: "duplicate",
-        dedupe_key: null,
-        duplicate_of: duplicateOf,
-        next_attempt_at: null,
-      });
+      this.run(INSERT_ITEM, ...itemParams(item, headers, "duplicate", null, duplicateOf, null));
       return { id: item.id, status: "duplicate", duplicateOf };
     } catch (error) {
       // The source was deleted while this request was in flight. SQLite rolls back only the
       // failed statement, so the rest of the batch still commits.
-      if (errorCode(error) === "SQLITE_CONSTRAINT_FOREIGNKEY") return { id: item.id, status: "rejected" };
+      if (errorCode(error) === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+        if (take && taken.at(-1) === item.id) {
+          taken.pop();
+          handoff!.untake(item.id);
+        }
+        return { id: item.id, status: "rejected" };
+      }
       throw error;
     }
   }
@@ -211,13 +302,17 @@ export class SqliteInboxStore implements InboxStore {
   // Processing ---------------------------------------------------------------------------------
 
   async claimItems(claim: InboxClaim): Promise<ClaimedItem[]> {
-    return this.tx(() => {
-      const sourceFilter = claim.sourceIds === null ? "" : "AND i.source_id IN (SELECT value FROM json_each(?))";
+    return this.relaxedTx(() => {
+      // Two steps: pick from light candidate rows, then read whole rows (bodies) only for the
+      // picked ones. Candidates beyond a source's room or behind a busy key are read again on
+      // every claim, so they must be cheap.
+      const sourceFilter =
+        claim.sourceIds === null ? "" : "AND i.source_id IN (SELECT value FROM json_each(?))";
       const params: unknown[] = [claim.now];
       if (claim.sourceIds !== null) params.push(JSON.stringify(claim.sourceIds));
-      params.push(JSON.stringify(claim.excludeSourceIds), claim.limit * 2);
-      const rows = this.all(
-        `SELECT i.*, m.newest_event_time AS newest_processed_time FROM inbox_items i
+      params.push(JSON.stringify(claim.excludeSourceIds), claim.limit * 4);
+      const candidates = this.all(
+        `SELECT i.id, i.source_id, i.ordering_key, m.newest_event_time FROM inbox_items i
            LEFT JOIN inbound_order_marks m ON m.source_id = i.source_id AND m.ordering_key = i.ordering_key
            WHERE i.status IN ('received', 'processing') AND i.next_attempt_at <= ? ${sourceFilter}
              AND i.source_id NOT IN (SELECT value FROM json_each(?))
@@ -227,41 +322,45 @@ export class SqliteInboxStore implements InboxStore {
       // One process owns a SQLite file, so what the caller holds is all that is in flight: take
       // no more per source than its cap leaves room for, and one item per ordering key.
       const busy = new Set(claim.busyKeys);
+      const held = new Set(claim.heldIds);
       const room = new Map(Object.entries(claim.roomBySource));
-      const chosen: ClaimedItem[] = [];
-      for (const row of rows) {
-        if (chosen.length >= claim.limit) break;
-        const item = itemFromRow(row);
-        const left = room.get(item.sourceId);
+      const newest = new Map<string, number | null>();
+      for (const row of candidates) {
+        if (newest.size >= claim.limit) break;
+        if (held.has(String(row.id))) continue;
+        const sourceId = String(row.source_id);
+        const left = room.get(sourceId);
         if (left !== undefined && left <= 0) continue;
-        if (item.orderingKey !== null) {
-          const key = keyOf(item.sourceId, item.orderingKey);
+        if (row.ordering_key !== null) {
+          const key = keyOf(sourceId, String(row.ordering_key));
           if (busy.has(key)) continue;
           busy.add(key);
         }
-        if (left !== undefined) room.set(item.sourceId, left - 1);
-        const newest = row.newest_processed_time;
-        chosen.push({
-          item: { ...item, status: "processing", nextAttemptAt: claim.leaseUntil },
-          newestProcessedTime: newest === null || newest === undefined ? null : Number(newest),
-        });
+        if (left !== undefined) room.set(sourceId, left - 1);
+        newest.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
       }
-      if (chosen.length > 0) {
-        this.run(
-          `UPDATE inbox_items SET status = 'processing', next_attempt_at = ?, updated_at = ?
-             WHERE id IN (SELECT value FROM json_each(?))`,
-          claim.leaseUntil,
-          claim.now,
-          JSON.stringify(chosen.map((c) => c.item.id)),
-        );
-      }
-      return chosen;
+      if (newest.size === 0) return [];
+      const ids = JSON.stringify([...newest.keys()]);
+      this.run(
+        `UPDATE inbox_items SET status = 'processing', next_attempt_at = ?, updated_at = ?
+           WHERE id IN (SELECT value FROM json_each(?))`,
+        claim.leaseUntil,
+        claim.now,
+        ids,
+      );
+      return this.all(
+        "SELECT * FROM inbox_items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        ids,
+      ).map((row) => {
+        const item = itemFromRow(row);
+        return { item, newestProcessedTime: newest.get(item.id) ?? null };
+      });
     });
   }
 
   async completeItems(outcomes: ItemOutcome[], now: number): Promise<void> {
     if (outcomes.length === 0) return;
-    this.tx(() => {
+    await this.durableTx(() => {
       for (const o of outcomes) {
         // Only an item still in `processing` is ours to finish; a requeue or delete wins.
         switch (o.result) {
@@ -323,12 +422,14 @@ export class SqliteInboxStore implements InboxStore {
 
   async releaseItems(ids: string[], now: number): Promise<void> {
     if (ids.length === 0) return;
-    this.run(
-      `UPDATE inbox_items SET status = 'received', next_attempt_at = ?, updated_at = ?
-         WHERE status = 'processing' AND id IN (SELECT value FROM json_each(?))`,
-      now,
-      now,
-      JSON.stringify(ids),
+    this.relaxedTx(() =>
+      this.run(
+        `UPDATE inbox_items SET status = 'received', next_attempt_at = ?, updated_at = ?
+           WHERE status = 'processing' AND id IN (SELECT value FROM json_each(?))`,
+        now,
+        now,
+        JSON.stringify(ids),
+      ),
     );
   }
 

@@ -37,25 +37,62 @@ export function sourceFromRow(row: Row): Source {
   };
 }
 
-/** Row of a new item; `status`, `dedupe_key` and `duplicate_of` are set by the insert. */
-export function newItemToRow(item: NewInboxItem): Row {
-  return {
-    id: item.id,
-    source_id: item.sourceId,
-    event_id: item.eventId,
-    event_type: item.eventType,
-    event_time: item.eventTime,
-    ordering_key: item.orderingKey,
-    method: item.method,
-    path: item.path,
-    query: item.query,
-    headers: JSON.stringify(item.headers),
-    body: item.body,
-    content_type: item.contentType,
-    body_kind: item.bodyKind,
-    received_at: item.receivedAt,
-    updated_at: item.receivedAt,
-  };
+/** Columns written for a new item, in the order of `itemParams`. */
+export const ITEM_COLUMNS = [
+  "id",
+  "source_id",
+  "status",
+  "dedupe_key",
+  "event_id",
+  "duplicate_of",
+  "event_type",
+  "event_time",
+  "ordering_key",
+  "method",
+  "path",
+  "query",
+  "headers",
+  "body",
+  "content_type",
+  "body_kind",
+  "next_attempt_at",
+  "received_at",
+  "updated_at",
+] as const;
+
+/**
+ * Positional parameters for inserting a new item (positional binding is measurably cheaper than
+ * named on the intake hot path). `headers` is the item's headers already serialised.
+ */
+export function itemParams(
+  item: NewInboxItem,
+  headers: string,
+  status: InboxStatus,
+  dedupeKey: string | null,
+  duplicateOf: string | null,
+  nextAttemptAt: number | null,
+): unknown[] {
+  return [
+    item.id,
+    item.sourceId,
+    status,
+    dedupeKey,
+    item.eventId,
+    duplicateOf,
+    item.eventType,
+    item.eventTime,
+    item.orderingKey,
+    item.method,
+    item.path,
+    item.query,
+    headers,
+    item.body,
+    item.contentType,
+    item.bodyKind,
+    nextAttemptAt,
+    item.receivedAt,
+    item.receivedAt,
+  ];
 }
 
 export function itemFromRow(row: Row): InboxItem {

@@ -1,0 +1,236 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { newId } from "../../src/core/ids.js";
+import { GroupCommit } from "../../src/inbound/group-commit.js";
+import { type ConsumeContext, InboxProcessor } from "../../src/inbound/processor.js";
+import { retryDelayMs } from "../../src/inbound/retry.js";
+import { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
+import type { InboxItem, Source } from "../../src/inbound/types.js";
+import { openSqlite } from "../../src/store/sqlite/database.js";
+import { waitUntil } from "../helpers/sink.js";
+
+const SOURCE: Source = {
+  id: "src_p",
+  uid: null,
+  name: "p",
+  provider: "none",
+  secrets: [],
+  options: { concurrency: 2 },
+  createdAt: 0,
+  updatedAt: 0,
+};
+
+describe("InboxProcessor", () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "pigeon-proc-"));
+    file = join(dir, "inbox.db");
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function processor(
+    store: SqliteInboxStore,
+    clock: { now(): number },
+    consume: (item: InboxItem, source: Source, ctx: ConsumeContext) => Promise<void>,
+  ) {
+    return new InboxProcessor(
+      { store, clock, sources: async () => [SOURCE], consumableSourceIds: () => null, consume },
+      { leaseMs: 60_000, pollIntervalMs: 20, globalConcurrency: 10 },
+    );
+  }
+
+  it("re-processes what a dead worker held once its lease ends, and never what it finished", async () => {
+    let now = Date.now();
+    const clock = { now: () => now };
+    const storeA = new SqliteInboxStore(openSqlite(file));
+    await storeA.createSource(SOURCE);
+    const ids = [newId("in", now), newId("in", now)];
+    await storeA.insertItems(
+      ids.map((id) => ({
+        id,
+        sourceId: SOURCE.id,
+        eventId: id,
+        eventType: null,
+        eventTime: null,
+        orderingKey: null,
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: {},
+        body: Buffer.from("{}"),
+        contentType: null,
+        bodyKind: "json" as const,
+        receivedAt: now,
+      })),
+    );
+
+    // Worker A finishes the first item and hangs on the second, then "dies" (is never stopped).
+    const seenA: string[] = [];
+    const a = processor(storeA, clock, async (item) => {
+      seenA.push(item.id);
+      if (item.id === ids[1]) await new Promise(() => undefined);
+    });
+    a.start();
+    await waitUntil(
+      async () => (await storeA.getItem(SOURCE.id, ids[0]!))?.status === "processed",
+      5_000,
+      "A to finish one",
+    );
+    expect(seenA.sort()).toEqual([...ids].sort());
+
+    // Worker B on the same file: nothing to do until A's lease on the second item runs out.
+    const storeB = new SqliteInboxStore(openSqlite(file));
+    const seenB: { id: string; attempt: number }[] = [];
+    const b = processor(storeB, clock, async (item, _s, ctx) => {
+      seenB.push({ id: item.id, attempt: ctx.attempt });
+    });
+    b.start();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seenB).toEqual([]);
+    now += 2 * 60_000 + 1;
+    await waitUntil(() => seenB.length === 1, 5_000, "B to take over");
+    expect(seenB).toEqual([{ id: ids[1], attempt: 1 }]);
+    await waitUntil(
+      async () => (await storeB.getItem(SOURCE.id, ids[1]!))?.status === "processed",
+      5_000,
+      "B to finish",
+    );
+    now += 10 * 60_000;
+    b.wake();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seenB).toHaveLength(1);
+    await b.stop();
+    // A is "dead": stop its loop (its hung handler never returns) before closing its file.
+    void a.stop();
+    for (const store of [storeA, storeB]) {
+      await store.close();
+      store.db.close();
+    }
+  });
+
+  it("gives back claimed items that never started when stopped", async () => {
+    const store = new SqliteInboxStore(openSqlite(file));
+    await store.createSource({ ...SOURCE, options: { concurrency: 5, ratePerSecond: 1 } });
+    const now = Date.now();
+    const ids = [0, 1, 2].map(() => newId("in", now));
+    await store.insertItems(
+      ids.map((id) => ({
+        id,
+        sourceId: SOURCE.id,
+        eventId: null,
+        eventType: null,
+        eventTime: null,
+        orderingKey: null,
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: {},
+        body: Buffer.from(""),
+        contentType: null,
+        bodyKind: "other" as const,
+        receivedAt: now,
+      })),
+    );
+    const seen: string[] = [];
+    const p = new InboxProcessor(
+      {
+        store,
+        clock: { now: () => Date.now() },
+        sources: async () => [{ ...SOURCE, options: { concurrency: 5, ratePerSecond: 1 } }],
+        consumableSourceIds: () => null,
+        consume: async (item) => {
+          seen.push(item.id);
+        },
+      },
+      { leaseMs: 60_000, pollIntervalMs: 20, globalConcurrency: 10 },
+    );
+    p.start();
+    await waitUntil(() => seen.length === 1, 5_000, "the first slot");
+    await p.stop();
+    // At one per second the others were still waiting for their slot: released, not lost.
+    const statuses = await Promise.all(ids.map(async (id) => (await store.getItem(SOURCE.id, id))!.status));
+    expect(statuses.filter((s) => s === "processed")).toHaveLength(1);
+    expect(
+      statuses.filter((s) => s === "received").length + statuses.filter((s) => s === "processing").length,
+    ).toBe(2);
+    expect(p.inFlight).toBe(0);
+    await store.close();
+    store.db.close();
+  });
+});
+
+describe("GroupCommit", () => {
+  it("writes everything submitted in one turn in one call, in order", async () => {
+    const calls: number[][] = [];
+    const gc = new GroupCommit<number, string>(async (items) => {
+      calls.push(items);
+      return items.map((n) => `r${n}`);
+    });
+    const results = await Promise.all([1, 2, 3].map((n) => gc.submit(n)));
+    expect(results).toEqual(["r1", "r2", "r3"]);
+    expect(calls).toEqual([[1, 2, 3]]);
+  });
+
+  it("overlaps writes up to its limit, then queues, and splits large backlogs", async () => {
+    const calls: number[][] = [];
+    const gates: (() => void)[] = [];
+    const gc = new GroupCommit<number, number>(
+      async (items) => {
+        calls.push(items);
+        await new Promise<void>((r) => gates.push(r));
+        return items;
+      },
+      2,
+      2,
+    );
+    const first = gc.submit(1);
+    await new Promise((r) => setImmediate(r));
+    const second = gc.submit(2);
+    await new Promise((r) => setImmediate(r));
+    // Two writes wait for the disk at once; the third batch queues behind them.
+    const rest = [3, 4, 5].map((n) => gc.submit(n));
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([[1], [2]]);
+    expect(gc.pending).toBe(3);
+    gates.shift()!();
+    await first;
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual([[1], [2], [3, 4]]);
+    while (gates.length > 0 || calls.length < 4) {
+      gates.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await Promise.all([second, ...rest])).toEqual([2, 3, 4, 5]);
+    expect(calls).toEqual([[1], [2], [3, 4], [5]]);
+  });
+
+  it("fails every submitter of a failed write, and only those", async () => {
+    let fail = true;
+    const gc = new GroupCommit<number, number>(async (items) => {
+      if (fail) {
+        fail = false;
+        throw new Error("disk full");
+      }
+      return items;
+    });
+    const failed = await Promise.allSettled([gc.submit(1), gc.submit(2)]);
+    expect(failed.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(await gc.submit(3)).toBe(3);
+  });
+});
+
+describe("retryDelayMs", () => {
+  it("doubles from the base up to the cap, within ±20 %", () => {
+    const settings = { retryBaseMs: 1000, retryMaxMs: 10_000 };
+    expect([1, 2, 3, 4, 5, 10].map((a) => retryDelayMs(a, settings, () => 0.5))).toEqual([
+      1000, 2000, 4000, 8000, 10_000, 10_000,
+    ]);
+    expect(retryDelayMs(1, settings, () => 0)).toBe(800);
+    expect(retryDelayMs(1, settings, () => 1)).toBe(1200);
+  });
+});
