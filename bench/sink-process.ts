@@ -23,8 +23,8 @@ const server = createServer((req, res) => {
     if (firstAt === 0) firstAt = now;
     lastAt = now;
     times.push(now);
-    let list = arrivals.get(path);
-    if (!list) arrivals.set(path, (list = []));
+    const list = arrivals.get(path) ?? [];
+    if (list.length === 0) arrivals.set(path, list);
     list.push(now);
     const seq = req.headers["x-bench-seq"];
     if (typeof seq === "string") seqArrivals.push([Number(seq), now]);
