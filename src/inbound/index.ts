@@ -6,6 +6,7 @@ export { InboundService, type InboundSettings } from "./service.js";
 export { PROCESSING_DEFAULTS } from "./source-options.js";
 export type { SourceInput } from "./source-registry.js";
 export type { InboxQuery, InboxStore, SourceStats } from "./store/inbox-store.js";
+export { PostgresInboxStore } from "./store/postgres-inbox-store.js";
 export { SqliteInboxStore } from "./store/sqlite-inbox-store.js";
 export type {
   FieldRef,

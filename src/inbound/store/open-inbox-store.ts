@@ -1,19 +1,23 @@
 import { PigeonError } from "../../core/errors.js";
+import { PostgresStore } from "../../store/postgres/postgres-store.js";
 import type { SqliteDatabase } from "../../store/sqlite/database.js";
 import type { Store } from "../../store/store.js";
 import type { InboxStore } from "./inbox-store.js";
+import { PostgresInboxStore } from "./postgres-inbox-store.js";
 import { SqliteInboxStore } from "./sqlite-inbox-store.js";
 
 /**
- * The inbox on the engine's own database, so an inbound request and the message it is forwarded
- * as live in one file (and, later, one PostgreSQL database). A backend without an inbox yet gets
- * a stand-in that refuses every call with 501, so the sending side still runs on it.
+ * The inbox on the engine's own database (and connection or pool), so an inbound request and the
+ * message it is forwarded as live in one SQLite file or one PostgreSQL database. A store without
+ * an inbox (a custom Store implementation) gets a stand-in that refuses every call with 501, so
+ * the sending side still runs on it.
  */
 export function inboxStoreFor(store: Store): InboxStore {
   if (store.kind === "sqlite") {
     const db = (store as Store & { db?: SqliteDatabase }).db;
     if (db) return new SqliteInboxStore(db);
   }
+  if (store instanceof PostgresStore) return new PostgresInboxStore(store.database);
   return unsupportedInboxStore(store.kind);
 }
 
@@ -29,7 +33,7 @@ function unsupportedInboxStore(kind: InboxStore["kind"]): InboxStore {
       new PigeonError(
         501,
         "inbound_unsupported",
-        `Receiving webhooks is not available on the ${kind} backend yet; run Pigeon on SQLite for it.`,
+        `Receiving webhooks is not available with this ${kind} store; run Pigeon on its built-in SQLite or PostgreSQL store for it.`,
       ),
     );
   const store: InboxStore = {

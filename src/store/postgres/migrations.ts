@@ -163,6 +163,69 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
        AND locked_by IS DISTINCT FROM p_worker
   $$;
   `,
+  // 2: inbound sources, the inbox and ordering marks (src/inbound/store/postgres-inbox-store.ts),
+  // the shapes of SQLite migration 2.
+  `
+  CREATE TABLE inbound_sources (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    uid TEXT COLLATE "C" UNIQUE,
+    name TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    secrets JSON NOT NULL,
+    options JSON NOT NULL DEFAULT '{}',
+    verify_failures BIGINT NOT NULL DEFAULT 0,
+    last_verify_failure_at BIGINT,
+    last_verify_failure_code TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+  );
+
+  -- dedupe_key is the provider's event id on the first copy only; duplicates and id-less events
+  -- keep NULL there (NULLs never collide), so the unique index is what decides "duplicate":
+  -- INSERT … ON CONFLICT DO NOTHING waits for a concurrent first copy and then yields to it.
+  CREATE TABLE inbox_items (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    source_id TEXT COLLATE "C" NOT NULL REFERENCES inbound_sources(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    dedupe_key TEXT COLLATE "C",
+    event_id TEXT,
+    duplicate_of TEXT COLLATE "C",
+    event_type TEXT,
+    event_time BIGINT,
+    ordering_key TEXT COLLATE "C",
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT NOT NULL,
+    headers JSON NOT NULL,
+    body BYTEA NOT NULL,
+    content_type TEXT,
+    body_kind TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT,
+    last_error TEXT,
+    stale BOOLEAN NOT NULL DEFAULT FALSE,
+    received_at BIGINT NOT NULL,
+    processed_at BIGINT,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (source_id, dedupe_key)
+  );
+  -- As for deliveries: a claimed item keeps its lease end in next_attempt_at, so one partial
+  -- index serves new items, retries and items whose worker died.
+  CREATE INDEX inbox_due ON inbox_items(next_attempt_at, id) WHERE status IN ('received', 'processing');
+  CREATE INDEX inbox_source ON inbox_items(source_id, id);
+  CREATE INDEX inbox_source_status ON inbox_items(source_id, status, id);
+  -- Ordering keys in flight on any worker, which a claim skips (small: leased rows only).
+  CREATE INDEX inbox_keys_in_flight ON inbox_items(source_id, ordering_key, next_attempt_at)
+    WHERE status = 'processing' AND ordering_key IS NOT NULL;
+
+  CREATE TABLE inbound_order_marks (
+    source_id TEXT COLLATE "C" NOT NULL REFERENCES inbound_sources(id) ON DELETE CASCADE,
+    ordering_key TEXT COLLATE "C" NOT NULL,
+    newest_event_time BIGINT NOT NULL,
+    item_id TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (source_id, ordering_key)
+  );
+  `,
 ];
 
 /**

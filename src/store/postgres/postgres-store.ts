@@ -141,6 +141,11 @@ export class PostgresStore implements Store {
     return this.db.pool;
   }
 
+  /** The pool with its read-retry rule, shared by the inbound inbox on this database. */
+  get database(): Database {
+    return this.db;
+  }
+
   async close(): Promise<void> {
     this.closing ??= Promise.all([this.listener.close(), this.db.pool.end()]).then(() => {});
     return this.closing;
