@@ -2,6 +2,9 @@ import { createHmac, randomBytes } from "node:crypto";
 import { expect } from "vitest";
 import type { TestPigeon } from "../helpers/pigeon.js";
 
+/** What the helpers below use of a Pigeon: an in-process TestPigeon or a `pigeon serve` child. */
+export type PigeonClient = Pick<TestPigeon, "baseUrl" | "request">;
+
 /** Signers written from the providers' docs (not from Pigeon's verifiers), for end-to-end tests. */
 
 export const nowSec = (): number => Math.floor(Date.now() / 1000);
@@ -105,7 +108,7 @@ export interface SourceOutBody {
   [key: string]: unknown;
 }
 
-export async function createSource(p: TestPigeon, body: Record<string, unknown>): Promise<SourceOutBody> {
+export async function createSource(p: PigeonClient, body: Record<string, unknown>): Promise<SourceOutBody> {
   const res = await p.request("POST", "/api/v1/source", body);
   const text = await res.text();
   expect(res.status, text).toBe(201);
@@ -123,7 +126,7 @@ export interface InboxItemBody {
   [key: string]: unknown;
 }
 
-export async function inbox(p: TestPigeon, sourceId: string, query = ""): Promise<InboxItemBody[]> {
+export async function inbox(p: PigeonClient, sourceId: string, query = ""): Promise<InboxItemBody[]> {
   const res = await p.request("GET", `/api/v1/source/${sourceId}/inbox?limit=250${query}`);
   expect(res.status).toBe(200);
   return ((await res.json()) as { data: InboxItemBody[] }).data;
@@ -131,7 +134,7 @@ export async function inbox(p: TestPigeon, sourceId: string, query = ""): Promis
 
 /** POSTs (or other method) to an ingest URL without the admin token, as a provider would. */
 export function send(
-  p: TestPigeon,
+  p: PigeonClient,
   path: string,
   body: string | undefined,
   headers: Record<string, string>,

@@ -1,0 +1,142 @@
+import type { ProviderName } from "../providers/types.js";
+import type { BodyKind, InboxItem, InboxStatus, NewInboxItem, Source, SourceOptions } from "../types.js";
+
+/**
+ * Column mapping between PostgreSQL rows and inbound records: BIGINT arrives as a string, `json`
+ * columns already parsed, BOOLEAN as boolean, BYTEA as a Buffer. JSON goes in as text, so what a
+ * caller stored is what it reads back, key order included (as on SQLite).
+ */
+
+export type Row = Record<string, unknown>;
+
+const str = (value: unknown): string => String(value);
+const strOrNull = (value: unknown): string | null =>
+  value === null || value === undefined ? null : String(value);
+const numOrNull = (value: unknown): number | null =>
+  value === null || value === undefined ? null : Number(value);
+/** A `json` column read as a value; tolerates text (a cast or a driver without the json parser). */
+const json = <T>(value: unknown, fallback: T): T => {
+  if (value === null || value === undefined) return fallback;
+  return (typeof value === "string" ? JSON.parse(value) : value) as T;
+};
+
+/** Parameters of the source INSERT, in the order of `SOURCE_COLUMNS`. */
+export const SOURCE_COLUMNS = [
+  "id",
+  "uid",
+  "name",
+  "provider",
+  "secrets",
+  "options",
+  "created_at",
+  "updated_at",
+];
+
+export function sourceParams(source: Source): unknown[] {
+  return [
+    source.id,
+    source.uid,
+    source.name,
+    source.provider,
+    JSON.stringify(source.secrets),
+    JSON.stringify(source.options),
+    source.createdAt,
+    source.updatedAt,
+  ];
+}
+
+export function sourceFromRow(row: Row): Source {
+  return {
+    id: str(row.id),
+    uid: strOrNull(row.uid),
+    name: str(row.name),
+    provider: str(row.provider) as ProviderName,
+    secrets: json<string[]>(row.secrets, []),
+    options: json<SourceOptions>(row.options, {}),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** Columns written for a new item, in the order of `itemParams` (the SQLite store's order). */
+export const ITEM_COLUMNS = [
+  "id",
+  "source_id",
+  "status",
+  "dedupe_key",
+  "event_id",
+  "duplicate_of",
+  "event_type",
+  "event_time",
+  "ordering_key",
+  "method",
+  "path",
+  "query",
+  "headers",
+  "body",
+  "content_type",
+  "body_kind",
+  "next_attempt_at",
+  "received_at",
+  "updated_at",
+] as const;
+
+/** Positional parameters for inserting a new item; `headers` already serialised. */
+export function itemParams(
+  item: NewInboxItem,
+  headers: string,
+  status: InboxStatus,
+  dedupeKey: string | null,
+  duplicateOf: string | null,
+  nextAttemptAt: number | null,
+): unknown[] {
+  return [
+    item.id,
+    item.sourceId,
+    status,
+    dedupeKey,
+    item.eventId,
+    duplicateOf,
+    item.eventType,
+    item.eventTime,
+    item.orderingKey,
+    item.method,
+    item.path,
+    item.query,
+    headers,
+    item.body,
+    item.contentType,
+    item.bodyKind,
+    nextAttemptAt,
+    item.receivedAt,
+    item.receivedAt,
+  ];
+}
+
+export function itemFromRow(row: Row): InboxItem {
+  const body = row.body;
+  return {
+    id: str(row.id),
+    sourceId: str(row.source_id),
+    status: str(row.status) as InboxStatus,
+    eventId: strOrNull(row.event_id),
+    duplicateOf: strOrNull(row.duplicate_of),
+    eventType: strOrNull(row.event_type),
+    eventTime: numOrNull(row.event_time),
+    orderingKey: strOrNull(row.ordering_key),
+    method: str(row.method),
+    path: str(row.path),
+    query: str(row.query),
+    headers: json<Record<string, string>>(row.headers, {}),
+    body: Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : ""),
+    contentType: strOrNull(row.content_type),
+    bodyKind: str(row.body_kind) as BodyKind,
+    attempts: Number(row.attempts),
+    nextAttemptAt: numOrNull(row.next_attempt_at),
+    lastError: strOrNull(row.last_error),
+    stale: row.stale === true,
+    receivedAt: Number(row.received_at),
+    processedAt: numOrNull(row.processed_at),
+    updatedAt: Number(row.updated_at),
+  };
+}

@@ -1,0 +1,500 @@
+import type pg from "pg";
+import { errors } from "../../core/errors.js";
+import type { Database } from "../../store/postgres/database.js";
+import type { Page, PageQuery } from "../../store/types.js";
+import type {
+  ClaimedItem,
+  InboxItem,
+  InboxStatus,
+  InsertOutcome,
+  ItemOutcome,
+  NewInboxItem,
+  Source,
+} from "../types.js";
+import { INBOX_STATUSES } from "../types.js";
+import {
+  type Handoff,
+  type InboxClaim,
+  type InboxQuery,
+  type InboxStore,
+  keyOf,
+  type SourceStats,
+  type VerifyFailureTally,
+} from "./inbox-store.js";
+import {
+  ITEM_COLUMNS,
+  itemFromRow,
+  itemParams,
+  type Row,
+  SOURCE_COLUMNS,
+  sourceFromRow,
+  sourceParams,
+} from "./postgres-inbox-rows.js";
+
+const UNIQUE_VIOLATION = "23505";
+const FOREIGN_KEY_VIOLATION = "23503";
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+const placeholders = (n: number, from = 1): string =>
+  Array.from({ length: n }, (_, i) => `$${i + from}`).join(", ");
+
+const INSERT_SOURCE = `INSERT INTO inbound_sources (${SOURCE_COLUMNS.join(", ")})
+  VALUES (${placeholders(SOURCE_COLUMNS.length)})`;
+
+const INSERT_ITEM = `INSERT INTO inbox_items (${ITEM_COLUMNS.join(", ")})
+  VALUES (${placeholders(ITEM_COLUMNS.length)})`;
+
+/** Parameter types for INSERT … SELECT, where PostgreSQL cannot infer them from the columns. */
+const ITEM_TYPES: Record<(typeof ITEM_COLUMNS)[number], string> = {
+  id: "text",
+  source_id: "text",
+  status: "text",
+  dedupe_key: "text",
+  event_id: "text",
+  duplicate_of: "text",
+  event_type: "text",
+  event_time: "bigint",
+  ordering_key: "text",
+  method: "text",
+  path: "text",
+  query: "text",
+  headers: "json",
+  body: "bytea",
+  content_type: "text",
+  body_kind: "text",
+  next_attempt_at: "bigint",
+  received_at: "bigint",
+  updated_at: "bigint",
+};
+
+/**
+ * The first copy of an event takes its (source, event id) slot; the unique index refuses a second
+ * (ON CONFLICT waits for a concurrent first copy to commit or roll back, then decides). The
+ * source check keeps a request for a just-deleted source from aborting the whole batch: it
+ * inserts nothing instead, and is then told apart from a duplicate by the missing first copy.
+ */
+const INSERT_FIRST_COPY = `INSERT INTO inbox_items (${ITEM_COLUMNS.join(", ")})
+  SELECT ${ITEM_COLUMNS.map((column, i) => `$${i + 1}::${ITEM_TYPES[column]}`).join(", ")}
+   WHERE EXISTS (SELECT 1 FROM inbound_sources WHERE id = $2)
+  ON CONFLICT (source_id, dedupe_key) DO NOTHING
+  RETURNING id`;
+
+/**
+ * The order a batch is written in: by (source, event id), stable, so copies of one event keep
+ * their arrival order. Two batches with the same event ids then take the unique index's slots
+ * in the same order and wait for each other instead of deadlocking.
+ */
+function lockOrder(items: readonly NewInboxItem[]): number[] {
+  const keyOfItem = (item: NewInboxItem) =>
+    item.eventId === null ? "" : `${item.sourceId}\u0000${item.eventId}`;
+  return items
+    .map((item, i) => ({ key: keyOfItem(item), i }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.i - b.i))
+    .map((entry) => entry.i);
+}
+
+/** Fetches limit+1 rows so `done` is known without a count query (same paging as SQLite). */
+function page<T>(rows: Row[], limit: number, map: (row: Row) => T, idOf: (item: T) => string): Page<T> {
+  const data = rows.slice(0, limit).map(map);
+  return {
+    data,
+    iterator: data.length > 0 ? idOf(data[data.length - 1]!) : null,
+    prevIterator: data[0] ? `-${idOf(data[0])}` : null,
+    done: rows.length <= limit,
+  };
+}
+
+/**
+ * The inbox in the engine's PostgreSQL database, on the sending store's pool: an inbound request
+ * and the message it is forwarded as live in one database. Same semantics as the SQLite inbox
+ * (sqlite-inbox-store.ts); what differs is that many Pigeon processes may share it:
+ *
+ * - claims lock their candidate rows `FOR UPDATE SKIP LOCKED`, so two workers never take the
+ *   same item, and skip ordering keys another worker holds under an unexpired lease;
+ * - de-duplication is the unique index on (source_id, dedupe_key), which holds across processes.
+ *
+ * Per-source concurrency caps are the caller's (`roomBySource`), as on SQLite: each process caps
+ * what it holds itself. Writes are one transaction per call; a commit is durable when it returns
+ * (synchronous_commit), so intake answers 2xx only for items on disk.
+ */
+export class PostgresInboxStore implements InboxStore {
+  readonly kind = "postgres" as const;
+
+  constructor(readonly db: Database) {}
+
+  async start(): Promise<void> {}
+
+  /** The pool belongs to the sending store, which ends it. */
+  async close(): Promise<void> {}
+
+  private tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.db.withClient(async (client) => {
+      await client.query("BEGIN");
+      try {
+        const result = await fn(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  // Sources ------------------------------------------------------------------------------------
+
+  async createSource(source: Source): Promise<Source> {
+    try {
+      await this.db.query(INSERT_SOURCE, sourceParams(source));
+    } catch (error) {
+      if (sqlState(error) === UNIQUE_VIOLATION)
+        throw errors.conflict(`A source with uid '${source.uid}' already exists.`, "duplicate_uid");
+      throw error;
+    }
+    return source;
+  }
+
+  async getSource(idOrUid: string): Promise<Source | undefined> {
+    const row = await this.db.one(
+      "SELECT * FROM inbound_sources WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1",
+      [idOrUid],
+      { read: true },
+    );
+    return row ? sourceFromRow(row) : undefined;
+  }
+
+  async listSources(query: PageQuery): Promise<Page<Source>> {
+    const rows = await this.db.query(
+      "SELECT * FROM inbound_sources WHERE id > $1 ORDER BY id LIMIT $2",
+      [query.iterator ?? "", query.limit + 1],
+      { read: true },
+    );
+    return page(rows, query.limit, sourceFromRow, (s) => s.id);
+  }
+
+  async allSources(): Promise<Source[]> {
+    const rows = await this.db.query("SELECT * FROM inbound_sources ORDER BY id", [], { read: true });
+    return rows.map(sourceFromRow);
+  }
+
+  async updateSource(source: Source): Promise<Source> {
+    const [id, uid, name, provider, secrets, options, , updatedAt] = sourceParams(source);
+    try {
+      await this.db.query(
+        `UPDATE inbound_sources SET uid = $2, name = $3, provider = $4, secrets = $5, options = $6,
+           updated_at = $7 WHERE id = $1`,
+        [id, uid, name, provider, secrets, options, updatedAt],
+      );
+    } catch (error) {
+      if (sqlState(error) === UNIQUE_VIOLATION)
+        throw errors.conflict(`A source with uid '${source.uid}' already exists.`, "duplicate_uid");
+      throw error;
+    }
+    return source;
+  }
+
+  async deleteSource(id: string): Promise<void> {
+    await this.db.query("DELETE FROM inbound_sources WHERE id = $1", [id]);
+  }
+
+  async addVerifyFailures(tallies: VerifyFailureTally[]): Promise<void> {
+    if (tallies.length === 0) return;
+    // One statement for the batch: the tallies as parallel arrays, summed per source first.
+    await this.db.query(
+      `UPDATE inbound_sources s SET verify_failures = s.verify_failures + t.count,
+         last_verify_failure_at = t.last_at, last_verify_failure_code = t.last_code
+       FROM (SELECT DISTINCT ON (source_id) source_id,
+               sum(count) OVER (PARTITION BY source_id) AS count, last_at, last_code
+             FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])
+               WITH ORDINALITY AS u(source_id, count, last_at, last_code, n)
+             ORDER BY source_id, n DESC) t
+       WHERE s.id = t.source_id`,
+      [
+        tallies.map((t) => t.sourceId),
+        tallies.map((t) => t.count),
+        tallies.map((t) => t.lastAt),
+        tallies.map((t) => t.lastCode),
+      ],
+    );
+  }
+
+  async sourceStats(sourceId: string): Promise<SourceStats> {
+    const [source, rows] = await Promise.all([
+      this.db.one(
+        "SELECT verify_failures, last_verify_failure_at, last_verify_failure_code FROM inbound_sources WHERE id = $1",
+        [sourceId],
+        { read: true },
+      ),
+      this.db.query(
+        "SELECT status, count(*) AS n FROM inbox_items WHERE source_id = $1 GROUP BY status",
+        [sourceId],
+        { read: true },
+      ),
+    ]);
+    const counts = Object.fromEntries(INBOX_STATUSES.map((s) => [s, 0])) as Record<InboxStatus, number>;
+    for (const row of rows) counts[String(row.status) as InboxStatus] = Number(row.n);
+    return {
+      verifyFailures: Number(source?.verify_failures ?? 0),
+      lastVerifyFailureAt:
+        source?.last_verify_failure_at === null || source?.last_verify_failure_at === undefined
+          ? null
+          : Number(source.last_verify_failure_at),
+      lastVerifyFailureCode:
+        source?.last_verify_failure_code === null || source?.last_verify_failure_code === undefined
+          ? null
+          : String(source.last_verify_failure_code),
+      counts,
+    };
+  }
+
+  // Intake -------------------------------------------------------------------------------------
+
+  async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
+    if (items.length === 0) return [];
+    // A source deleted between the EXISTS check and the insert's foreign-key check aborts the
+    // transaction; the second run finds it gone and rejects its items instead.
+    for (let attempt = 1; ; attempt++) {
+      const taken: string[] = [];
+      try {
+        return await this.tx(async (client) => {
+          const outcomes: InsertOutcome[] = new Array(items.length);
+          for (const i of lockOrder(items))
+            outcomes[i] = await this.insertOne(client, items[i]!, handoff, taken);
+          return outcomes;
+        });
+      } catch (error) {
+        for (const id of taken) handoff?.untake(id);
+        if (attempt >= 2 || sqlState(error) !== FOREIGN_KEY_VIOLATION) throw error;
+      }
+    }
+  }
+
+  private async insertOne(
+    client: pg.PoolClient,
+    item: NewInboxItem,
+    handoff: Handoff | undefined,
+    taken: string[],
+  ): Promise<InsertOutcome> {
+    const headers = JSON.stringify(item.headers);
+    const take = handoff?.take(item) ?? false;
+    if (take) taken.push(item.id);
+    const untake = () => {
+      if (!take) return;
+      taken.splice(taken.indexOf(item.id), 1);
+      handoff!.untake(item.id);
+    };
+    const status = take ? "processing" : "received";
+    const nextAttemptAt = take ? handoff!.leaseUntil : item.receivedAt;
+    const inserted = await client.query(
+      INSERT_FIRST_COPY,
+      itemParams(item, headers, status, item.eventId, null, nextAttemptAt),
+    );
+    if ((inserted.rowCount ?? 0) > 0) {
+      if (!take) return { id: item.id, status: "received" };
+      const mark =
+        item.orderingKey === null
+          ? undefined
+          : (
+              await client.query<Row>(
+                "SELECT newest_event_time FROM inbound_order_marks WHERE source_id = $1 AND ordering_key = $2",
+                [item.sourceId, item.orderingKey],
+              )
+            ).rows[0];
+      const claimed: ClaimedItem = {
+        item: {
+          ...item,
+          status: "processing",
+          duplicateOf: null,
+          attempts: 0,
+          nextAttemptAt,
+          lastError: null,
+          stale: false,
+          processedAt: null,
+          updatedAt: item.receivedAt,
+        },
+        newestProcessedTime: mark ? Number(mark.newest_event_time) : null,
+      };
+      return { id: item.id, status: "received", claimed };
+    }
+    untake();
+    // Nothing inserted: either the event id is taken (a duplicate) or the source is gone.
+    const first =
+      item.eventId === null
+        ? undefined
+        : (
+            await client.query<Row>("SELECT id FROM inbox_items WHERE source_id = $1 AND dedupe_key = $2", [
+              item.sourceId,
+              item.eventId,
+            ])
+          ).rows[0];
+    if (!first) return { id: item.id, status: "rejected" };
+    const duplicateOf = String(first.id);
+    await client.query(INSERT_ITEM, itemParams(item, headers, "duplicate", null, duplicateOf, null));
+    return { id: item.id, status: "duplicate", duplicateOf };
+  }
+
+  // Processing ---------------------------------------------------------------------------------
+
+  async claimItems(claim: InboxClaim): Promise<ClaimedItem[]> {
+    return this.tx(async (client) => {
+      // Two steps, as on SQLite: lock light candidate rows, pick in code, then read whole rows
+      // (bodies) only for the picked ones. Rows locked by another worker's claim are skipped, not
+      // waited for; so are keys another worker holds under a live lease (its busyKeys are not
+      // ours to know). Candidates not picked are unlocked at commit, a few ms later.
+      const candidates = await client.query<Row>(
+        `SELECT i.id, i.source_id, i.ordering_key, m.newest_event_time FROM inbox_items i
+           LEFT JOIN inbound_order_marks m ON m.source_id = i.source_id AND m.ordering_key = i.ordering_key
+          WHERE i.status IN ('received', 'processing') AND i.next_attempt_at <= $1
+            AND ($2::text[] IS NULL OR i.source_id = ANY($2::text[]))
+            AND NOT (i.source_id = ANY($3::text[]))
+            AND NOT (i.id = ANY($4::text[]))
+            AND (i.ordering_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM inbox_items o
+               WHERE o.source_id = i.source_id AND o.ordering_key = i.ordering_key
+                 AND o.status = 'processing' AND o.ordering_key IS NOT NULL AND o.next_attempt_at > $1))
+          ORDER BY i.next_attempt_at, i.id LIMIT $5
+          FOR UPDATE OF i SKIP LOCKED`,
+        [claim.now, claim.sourceIds, claim.excludeSourceIds, claim.heldIds, claim.limit * 4],
+      );
+      const busy = new Set(claim.busyKeys);
+      const room = new Map(Object.entries(claim.roomBySource));
+      const newest = new Map<string, number | null>();
+      for (const row of candidates.rows) {
+        if (newest.size >= claim.limit) break;
+        const sourceId = String(row.source_id);
+        const left = room.get(sourceId);
+        if (left !== undefined && left <= 0) continue;
+        if (row.ordering_key !== null) {
+          const key = keyOf(sourceId, String(row.ordering_key));
+          if (busy.has(key)) continue;
+          busy.add(key);
+        }
+        if (left !== undefined) room.set(sourceId, left - 1);
+        newest.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
+      }
+      if (newest.size === 0) return [];
+      const updated = await client.query<Row>(
+        `UPDATE inbox_items SET status = 'processing', next_attempt_at = $1, updated_at = $2
+          WHERE id = ANY($3::text[]) RETURNING *`,
+        [claim.leaseUntil, claim.now, [...newest.keys()]],
+      );
+      return updated.rows
+        .map(itemFromRow)
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .map((item) => ({ item, newestProcessedTime: newest.get(item.id) ?? null }));
+    });
+  }
+
+  async completeItems(outcomes: ItemOutcome[], now: number): Promise<void> {
+    if (outcomes.length === 0) return;
+    await this.tx(async (client) => {
+      for (const o of outcomes) {
+        // Only an item still in `processing` is ours to finish; a requeue or delete wins.
+        switch (o.result) {
+          case "processed":
+            await client.query(
+              `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = $1, last_error = NULL,
+                 next_attempt_at = NULL, processed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'processing'`,
+              [o.stale, now, o.id],
+            );
+            if (o.mark) {
+              // The source may be gone (deleted mid-flight): then there is no mark to keep.
+              await client.query(
+                `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
+                   SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM inbound_sources WHERE id = $1)
+                   ON CONFLICT (source_id, ordering_key) DO UPDATE SET
+                     newest_event_time = excluded.newest_event_time, item_id = excluded.item_id
+                   WHERE excluded.newest_event_time > inbound_order_marks.newest_event_time`,
+                [o.sourceId, o.mark.key, o.mark.eventTime, o.id],
+              );
+            }
+            break;
+          case "stale":
+            await client.query(
+              `UPDATE inbox_items SET status = 'stale', next_attempt_at = NULL, processed_at = $1, updated_at = $1
+                 WHERE id = $2 AND status = 'processing'`,
+              [now, o.id],
+            );
+            break;
+          case "retry":
+            await client.query(
+              `UPDATE inbox_items SET status = 'received', attempts = attempts + 1, next_attempt_at = $1,
+                 last_error = $2, updated_at = $3 WHERE id = $4 AND status = 'processing'`,
+              [o.nextAttemptAt, o.error, now, o.id],
+            );
+            break;
+          case "failed":
+            await client.query(
+              `UPDATE inbox_items SET status = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
+                 last_error = $1, updated_at = $2 WHERE id = $3 AND status = 'processing'`,
+              [o.error, now, o.id],
+            );
+            break;
+        }
+      }
+    });
+  }
+
+  async releaseItems(ids: string[], now: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.query(
+      `UPDATE inbox_items SET status = 'received', next_attempt_at = $1, updated_at = $1
+        WHERE status = 'processing' AND id = ANY($2::text[])`,
+      [now, ids],
+    );
+  }
+
+  async nextDueAt(sourceIds: string[] | null): Promise<number | undefined> {
+    const row = await this.db.one(
+      `SELECT min(next_attempt_at) AS at FROM inbox_items WHERE status IN ('received', 'processing')
+         AND ($1::text[] IS NULL OR source_id = ANY($1::text[]))`,
+      [sourceIds],
+      { read: true },
+    );
+    return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
+  }
+
+  // Reading ------------------------------------------------------------------------------------
+
+  async listItems(sourceId: string, query: InboxQuery): Promise<Page<InboxItem>> {
+    const values: unknown[] = [sourceId];
+    let filters = "";
+    if (query.iterator) {
+      values.push(query.iterator);
+      filters += ` AND id < $${values.length}`;
+    }
+    if (query.status) {
+      values.push(query.status);
+      filters += ` AND status = $${values.length}`;
+    }
+    values.push(query.limit + 1);
+    const rows = await this.db.query(
+      `SELECT * FROM inbox_items WHERE source_id = $1${filters} ORDER BY id DESC LIMIT $${values.length}`,
+      values,
+      { read: true },
+    );
+    return page(rows, query.limit, itemFromRow, (i) => i.id);
+  }
+
+  async getItem(sourceId: string, itemId: string): Promise<InboxItem | undefined> {
+    const row = await this.db.one(
+      "SELECT * FROM inbox_items WHERE source_id = $1 AND id = $2",
+      [sourceId, itemId],
+      { read: true },
+    );
+    return row ? itemFromRow(row) : undefined;
+  }
+
+  async requeueItem(sourceId: string, itemId: string, now: number): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE inbox_items SET status = 'received', attempts = 0, next_attempt_at = $1, last_error = NULL,
+         updated_at = $1 WHERE source_id = $2 AND id = $3 AND status IN ('failed', 'stale') RETURNING id`,
+      [now, sourceId, itemId],
+    );
+    return rows.length > 0;
+  }
+}
