@@ -26,7 +26,7 @@ export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServ
   if (config.role !== "api") engine.start();
   const port = (server.address() as AddressInfo).port;
   console.log(
-    `pigeon: ${config.role} listening on http://${config.host}:${port} (database ${redact(config.databaseUrl)})`,
+    `pigeon: listening on http://${config.host}:${port} (role ${config.role}, database ${redact(config.databaseUrl)})`,
   );
   if (admin.generated) {
     console.log(

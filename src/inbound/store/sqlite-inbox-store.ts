@@ -1,6 +1,6 @@
-import type { Statement } from "better-sqlite3";
 import { errors } from "../../core/errors.js";
 import type { SqliteDatabase } from "../../store/sqlite/database.js";
+import { SqliteStatements } from "../../store/sqlite/statements.js";
 import type { Page, PageQuery } from "../../store/types.js";
 import type { ClaimedItem, InboxStatus, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import { INBOX_STATUSES } from "../types.js";
@@ -46,13 +46,15 @@ const INSERT_FIRST_COPY = `${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO
  */
 export class SqliteInboxStore implements InboxStore {
   readonly kind = "sqlite" as const;
-  private readonly statements = new Map<string, Statement<unknown[]>>();
   /** Undefined where there is no WAL file to sync (in-memory databases): commits are plain. */
   private readonly walSync: WalSync | undefined;
   private readonly restoreSynchronous: string;
   private readonly checkpointer: BackgroundCheckpointer;
 
+  private readonly sql: SqliteStatements;
+
   constructor(readonly db: SqliteDatabase) {
+    this.sql = new SqliteStatements(db);
     const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
     this.walSync = wal ? new WalSync(`${db.name}-wal`) : undefined;
     this.restoreSynchronous = `PRAGMA synchronous = ${Number(db.pragma("synchronous", { simple: true }))}`;
@@ -68,25 +70,16 @@ export class SqliteInboxStore implements InboxStore {
     await this.walSync?.close();
   }
 
-  private stmt(sql: string): Statement<unknown[]> {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare<unknown[]>(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
-
   private all(sql: string, ...params: unknown[]): Row[] {
-    return this.stmt(sql).all(...params) as Row[];
+    return this.sql.all(sql, ...params);
   }
 
   private get(sql: string, ...params: unknown[]): Row | undefined {
-    return this.stmt(sql).get(...params) as Row | undefined;
+    return this.sql.get(sql, ...params);
   }
 
   private run(sql: string, ...params: unknown[]) {
-    return this.stmt(sql).run(...params);
+    return this.sql.run(sql, ...params);
   }
 
   private tx<T>(fn: () => T): T {
@@ -100,11 +93,11 @@ export class SqliteInboxStore implements InboxStore {
    */
   private relaxedTx<T>(fn: () => T): T {
     if (!this.walSync) return this.tx(fn);
-    this.stmt("PRAGMA synchronous = NORMAL").run();
+    this.sql.prepare("PRAGMA synchronous = NORMAL").run();
     try {
       return this.tx(fn);
     } finally {
-      this.stmt(this.restoreSynchronous).run();
+      this.sql.prepare(this.restoreSynchronous).run();
     }
   }
 

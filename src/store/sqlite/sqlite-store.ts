@@ -1,4 +1,3 @@
-import type { Statement } from "better-sqlite3";
 import { errors } from "../../core/errors.js";
 import { LocalRateSlots } from "../rate-slots.js";
 import type {
@@ -40,6 +39,7 @@ import {
   operationalEventFromRow,
   updateSql,
 } from "./rows.js";
+import { SqliteStatements } from "./statements.js";
 
 type Row = Record<string, unknown>;
 
@@ -94,9 +94,12 @@ export class SqliteStore implements Store {
   private readonly rateSlots = new LocalRateSlots();
   private readonly due = new DueEndpoints();
   private dueSyncedAt = Number.NEGATIVE_INFINITY;
-  private readonly statements = new Map<string, Statement<unknown[]>>();
 
-  constructor(readonly db: SqliteDatabase) {}
+  private readonly sql: SqliteStatements;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.sql = new SqliteStatements(db);
+  }
 
   static open(url: string): SqliteStore {
     const store = new SqliteStore(openSqlite(sqlitePathFromUrl(url)));
@@ -118,25 +121,16 @@ export class SqliteStore implements Store {
     );
   }
 
-  private stmt(sql: string) {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare<unknown[]>(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
-
   private all(sql: string, ...params: unknown[]): Row[] {
-    return this.stmt(sql).all(...params) as Row[];
+    return this.sql.all(sql, ...params);
   }
 
   private get(sql: string, ...params: unknown[]): Row | undefined {
-    return this.stmt(sql).get(...params) as Row | undefined;
+    return this.sql.get(sql, ...params);
   }
 
   private run(sql: string, ...params: unknown[]) {
-    return this.stmt(sql).run(...params);
+    return this.sql.run(sql, ...params);
   }
 
   private tx<T>(fn: () => T): T {
