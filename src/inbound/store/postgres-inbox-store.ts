@@ -13,6 +13,15 @@ import type {
 } from "../types.js";
 import { INBOX_STATUSES } from "../types.js";
 import {
+  ITEM_COLUMNS,
+  itemFromRow,
+  itemParams,
+  type Row,
+  SOURCE_COLUMNS,
+  sourceFromRow,
+  sourceParams,
+} from "./inbox-rows.js";
+import {
   type Handoff,
   type InboxClaim,
   type InboxQuery,
@@ -21,15 +30,6 @@ import {
   type SourceStats,
   type VerifyFailureTally,
 } from "./inbox-store.js";
-import {
-  ITEM_COLUMNS,
-  itemFromRow,
-  itemParams,
-  type Row,
-  SOURCE_COLUMNS,
-  sourceFromRow,
-  sourceParams,
-} from "./postgres-inbox-rows.js";
 
 const UNIQUE_VIOLATION = "23505";
 const FOREIGN_KEY_VIOLATION = "23503";

@@ -5,6 +5,7 @@ import type { Page, PageQuery } from "../../store/types.js";
 import type { ClaimedItem, InboxStatus, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import { INBOX_STATUSES } from "../types.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
+import { ITEM_COLUMNS, itemFromRow, itemParams, type Row, sourceFromRow, sourceToRow } from "./inbox-rows.js";
 import {
   type Handoff,
   type InboxClaim,
@@ -14,14 +15,6 @@ import {
   type SourceStats,
   type VerifyFailureTally,
 } from "./inbox-store.js";
-import {
-  ITEM_COLUMNS,
-  itemFromRow,
-  itemParams,
-  type Row,
-  sourceFromRow,
-  sourceToRow,
-} from "./sqlite-rows.js";
 import { WalSync } from "./wal-sync.js";
 
 function errorCode(error: unknown): string | undefined {

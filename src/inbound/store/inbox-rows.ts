@@ -1,7 +1,12 @@
 import type { ProviderName } from "../providers/types.js";
 import type { BodyKind, InboxItem, InboxStatus, NewInboxItem, Source, SourceOptions } from "../types.js";
 
-/** Column mapping between SQLite rows (snake_case, JSON as text, 0/1 booleans) and inbound records. */
+/**
+ * Column mapping between inbox rows and inbound records, for both backends. SQLite hands JSON
+ * columns back as text and booleans as 0/1; PostgreSQL hands `json` columns back parsed, BOOLEAN as
+ * boolean and BIGINT as a string. The readers below accept either shape. JSON always goes in as
+ * text, so what a caller stored is what it reads back, key order included.
+ */
 
 export type Row = Record<string, unknown>;
 
@@ -10,18 +15,41 @@ const strOrNull = (value: unknown): string | null =>
   value === null || value === undefined ? null : String(value);
 const numOrNull = (value: unknown): number | null =>
   value === null || value === undefined ? null : Number(value);
+/** A JSON column: text (SQLite) or already parsed (PostgreSQL). */
+const json = <T>(value: unknown, fallback: T): T => {
+  if (value === null || value === undefined) return fallback;
+  return (typeof value === "string" ? JSON.parse(value) : value) as T;
+};
 
+/** Columns of a source row, in the order of `sourceParams`. */
+export const SOURCE_COLUMNS = [
+  "id",
+  "uid",
+  "name",
+  "provider",
+  "secrets",
+  "options",
+  "created_at",
+  "updated_at",
+] as const;
+
+export function sourceParams(source: Source): unknown[] {
+  return [
+    source.id,
+    source.uid,
+    source.name,
+    source.provider,
+    JSON.stringify(source.secrets),
+    JSON.stringify(source.options),
+    source.createdAt,
+    source.updatedAt,
+  ];
+}
+
+/** The same values keyed by column, for named-parameter statements. */
 export function sourceToRow(source: Source): Row {
-  return {
-    id: source.id,
-    uid: source.uid,
-    name: source.name,
-    provider: source.provider,
-    secrets: JSON.stringify(source.secrets),
-    options: JSON.stringify(source.options),
-    created_at: source.createdAt,
-    updated_at: source.updatedAt,
-  };
+  const values = sourceParams(source);
+  return Object.fromEntries(SOURCE_COLUMNS.map((column, i) => [column, values[i]]));
 }
 
 export function sourceFromRow(row: Row): Source {
@@ -30,8 +58,8 @@ export function sourceFromRow(row: Row): Source {
     uid: strOrNull(row.uid),
     name: str(row.name),
     provider: str(row.provider) as ProviderName,
-    secrets: JSON.parse(str(row.secrets)) as string[],
-    options: JSON.parse(str(row.options)) as SourceOptions,
+    secrets: json<string[]>(row.secrets, []),
+    options: json<SourceOptions>(row.options, {}),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
@@ -109,13 +137,14 @@ export function itemFromRow(row: Row): InboxItem {
     method: str(row.method),
     path: str(row.path),
     query: str(row.query),
-    headers: JSON.parse(str(row.headers)) as Record<string, string>,
+    headers: json<Record<string, string>>(row.headers, {}),
     body: Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : ""),
     contentType: strOrNull(row.content_type),
     bodyKind: str(row.body_kind) as BodyKind,
     attempts: Number(row.attempts),
     nextAttemptAt: numOrNull(row.next_attempt_at),
     lastError: strOrNull(row.last_error),
+    // 1 from SQLite, true from PostgreSQL.
     stale: Number(row.stale) === 1,
     receivedAt: Number(row.received_at),
     processedAt: numOrNull(row.processed_at),
