@@ -1,5 +1,7 @@
 import type { ProviderName } from "../providers/types.js";
 import type { BodyKind, InboxItem, InboxStatus, NewInboxItem, Source, SourceOptions } from "../types.js";
+import { INBOX_STATUSES } from "../types.js";
+import type { SourceStats } from "./inbox-store.js";
 
 /**
  * Column mapping between inbox rows and inbound records, for both backends. SQLite hands JSON
@@ -149,5 +151,17 @@ export function itemFromRow(row: Row): InboxItem {
     receivedAt: Number(row.received_at),
     processedAt: numOrNull(row.processed_at),
     updatedAt: Number(row.updated_at),
+  };
+}
+
+/** A source's counters row and its per-status counts, as the stats the API shows. */
+export function sourceStatsFromRows(source: Row | undefined, statusCounts: Row[]): SourceStats {
+  const counts = Object.fromEntries(INBOX_STATUSES.map((s) => [s, 0])) as Record<InboxStatus, number>;
+  for (const row of statusCounts) counts[String(row.status) as InboxStatus] = Number(row.n);
+  return {
+    verifyFailures: Number(source?.verify_failures ?? 0),
+    lastVerifyFailureAt: numOrNull(source?.last_verify_failure_at),
+    lastVerifyFailureCode: strOrNull(source?.last_verify_failure_code),
+    counts,
   };
 }

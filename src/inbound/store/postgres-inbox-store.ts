@@ -2,16 +2,7 @@ import type pg from "pg";
 import { errors } from "../../core/errors.js";
 import type { Database } from "../../store/postgres/database.js";
 import type { Page, PageQuery } from "../../store/types.js";
-import type {
-  ClaimedItem,
-  InboxItem,
-  InboxStatus,
-  InsertOutcome,
-  ItemOutcome,
-  NewInboxItem,
-  Source,
-} from "../types.js";
-import { INBOX_STATUSES } from "../types.js";
+import type { ClaimedItem, InboxItem, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import {
   ITEM_COLUMNS,
   itemFromRow,
@@ -20,6 +11,7 @@ import {
   SOURCE_COLUMNS,
   sourceFromRow,
   sourceParams,
+  sourceStatsFromRows,
 } from "./inbox-rows.js";
 import {
   type Handoff,
@@ -235,20 +227,7 @@ export class PostgresInboxStore implements InboxStore {
         { read: true },
       ),
     ]);
-    const counts = Object.fromEntries(INBOX_STATUSES.map((s) => [s, 0])) as Record<InboxStatus, number>;
-    for (const row of rows) counts[String(row.status) as InboxStatus] = Number(row.n);
-    return {
-      verifyFailures: Number(source?.verify_failures ?? 0),
-      lastVerifyFailureAt:
-        source?.last_verify_failure_at === null || source?.last_verify_failure_at === undefined
-          ? null
-          : Number(source.last_verify_failure_at),
-      lastVerifyFailureCode:
-        source?.last_verify_failure_code === null || source?.last_verify_failure_code === undefined
-          ? null
-          : String(source.last_verify_failure_code),
-      counts,
-    };
+    return sourceStatsFromRows(source, rows);
   }
 
   // Intake -------------------------------------------------------------------------------------

@@ -2,10 +2,17 @@ import { errors } from "../../core/errors.js";
 import type { SqliteDatabase } from "../../store/sqlite/database.js";
 import { SqliteStatements } from "../../store/sqlite/statements.js";
 import type { Page, PageQuery } from "../../store/types.js";
-import type { ClaimedItem, InboxStatus, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
-import { INBOX_STATUSES } from "../types.js";
+import type { ClaimedItem, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
-import { ITEM_COLUMNS, itemFromRow, itemParams, type Row, sourceFromRow, sourceToRow } from "./inbox-rows.js";
+import {
+  ITEM_COLUMNS,
+  itemFromRow,
+  itemParams,
+  type Row,
+  sourceFromRow,
+  sourceStatsFromRows,
+  sourceToRow,
+} from "./inbox-rows.js";
 import {
   type Handoff,
   type InboxClaim,
@@ -183,29 +190,13 @@ export class SqliteInboxStore implements InboxStore {
   }
 
   async sourceStats(sourceId: string): Promise<SourceStats> {
-    const source = this.get(
-      "SELECT verify_failures, last_verify_failure_at, last_verify_failure_code FROM inbound_sources WHERE id = ?",
-      sourceId,
+    return sourceStatsFromRows(
+      this.get(
+        "SELECT verify_failures, last_verify_failure_at, last_verify_failure_code FROM inbound_sources WHERE id = ?",
+        sourceId,
+      ),
+      this.all("SELECT status, COUNT(*) AS n FROM inbox_items WHERE source_id = ? GROUP BY status", sourceId),
     );
-    const counts = Object.fromEntries(INBOX_STATUSES.map((s) => [s, 0])) as Record<InboxStatus, number>;
-    for (const row of this.all(
-      "SELECT status, COUNT(*) AS n FROM inbox_items WHERE source_id = ? GROUP BY status",
-      sourceId,
-    )) {
-      counts[String(row.status) as InboxStatus] = Number(row.n);
-    }
-    return {
-      verifyFailures: Number(source?.verify_failures ?? 0),
-      lastVerifyFailureAt:
-        source?.last_verify_failure_at === null || source?.last_verify_failure_at === undefined
-          ? null
-          : Number(source.last_verify_failure_at),
-      lastVerifyFailureCode:
-        source?.last_verify_failure_code === null || source?.last_verify_failure_code === undefined
-          ? null
-          : String(source.last_verify_failure_code),
-      counts,
-    };
   }
 
   // Intake -------------------------------------------------------------------------------------
