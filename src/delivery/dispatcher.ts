@@ -57,6 +57,12 @@ export class Dispatcher {
   private readonly queues = new Map<string, EndpointQueue>();
   /** Deliveries this process holds (queued or in flight), so a re-claim after a lease never doubles them. */
   private readonly owned = new Set<string>();
+  /**
+   * Deliveries queued again (resend, recover) while this worker still held them: their earlier
+   * outcome is not yet recorded, so they are sent again once it is, rather than being dropped as
+   * a re-claim of what we already hold.
+   */
+  private readonly sendAgain = new Map<string, ClaimedDelivery>();
   private readonly pendingOutcomes: DeliveryOutcome[] = [];
   private readonly claimBatchSize: number;
   private readonly flushBatchSize: number;
@@ -176,7 +182,10 @@ export class Dispatcher {
             heldByEndpoint: held,
           });
           for (const item of claimed) {
-            if (this.owned.has(item.delivery.id)) continue;
+            if (this.owned.has(item.delivery.id)) {
+              if (!item.wasLeased) this.sendAgain.set(item.delivery.id, item);
+              continue;
+            }
             this.owned.add(item.delivery.id);
             this.queueFor(item.endpoint.id).waiting.push(item);
           }
@@ -363,6 +372,21 @@ export class Dispatcher {
     }, FLUSH_DELAY_MS);
   }
 
+  private async resendIfQueuedAgain(deliveryId: string): Promise<void> {
+    const again = this.sendAgain.get(deliveryId);
+    if (!again) return;
+    this.sendAgain.delete(deliveryId);
+    if (!this.running) {
+      // Shutting down: put it back in the store as due, for whoever runs next.
+      await this.store.requeueDelivery(again.delivery, this.clock.now());
+      return;
+    }
+    this.owned.add(deliveryId);
+    const queue = this.queueFor(again.endpoint.id);
+    queue.waiting.push(again);
+    this.pump(again.endpoint.id, queue);
+  }
+
   /** Writes buffered outcomes; one flush at a time, so their order on disk is their order here. */
   private async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
@@ -371,7 +395,10 @@ export class Dispatcher {
     this.flushing = (async () => {
       try {
         await this.store.completeDeliveries(batch, this.clock.now());
-        for (const outcome of batch) this.owned.delete(outcome.deliveryId);
+        for (const outcome of batch) {
+          this.owned.delete(outcome.deliveryId);
+          await this.resendIfQueuedAgain(outcome.deliveryId);
+        }
       } catch (error) {
         // Keep them: the next flush tries again; if we die first, the leases bring them back.
         this.pendingOutcomes.unshift(...batch);

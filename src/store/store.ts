@@ -131,6 +131,11 @@ export interface ClaimedDelivery {
   delivery: Delivery;
   message: Message;
   endpoint: Endpoint;
+  /**
+   * The row was in 'sending' when claimed: its lease ran out. Otherwise it was 'pending', which
+   * for a delivery this worker still holds means a resend or recover queued it again meanwhile.
+   */
+  wasLeased: boolean;
 }
 
 export interface DeliveryOutcome {

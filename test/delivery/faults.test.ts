@@ -218,3 +218,40 @@ describe("automatic disabling", () => {
     }
   });
 });
+
+describe("resend while the first send is still in flight", () => {
+  it("sends again once the first outcome is recorded, instead of losing the resend", async () => {
+    const pigeon = await startPigeon();
+    const sink = await Sink.start();
+    try {
+      const app = await pigeon.svix.application.create({ name: "Race" });
+      const ep = await pigeon.svix.endpoint.create(app.id, { url: sink.url() });
+      let msgId = "";
+      let resent = false;
+      sink.behaviour = (_req, res) => {
+        if (!resent) {
+          resent = true;
+          // Queue a resend while this first request is still unanswered, then answer it.
+          void pigeon.svix.messageAttempt.resend(app.id, msgId, ep.id).then(() => {
+            res.writeHead(200);
+            res.end("ok");
+          });
+          return;
+        }
+        res.writeHead(200);
+        res.end("ok");
+      };
+      msgId = (await pigeon.svix.message.create(app.id, { eventType: "race.test", payload: { n: 1 } })).id;
+      await sink.waitFor(2, 10_000);
+      expect(sink.received.map((r) => r.headers["webhook-id"])).toEqual([msgId, msgId]);
+      await waitUntil(
+        async () => (await pigeon.svix.messageAttempt.listByMsg(app.id, msgId)).data.length === 2,
+      );
+      const attempts = (await pigeon.svix.messageAttempt.listByMsg(app.id, msgId)).data;
+      expect(attempts.map((a) => a.triggerType).sort()).toEqual([0, 1]);
+    } finally {
+      await pigeon.close();
+      await sink.close();
+    }
+  });
+});

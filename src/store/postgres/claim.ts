@@ -111,6 +111,7 @@ export function claimQuery(claim: ClaimRequest, worker: string): { text: string;
 export function claimedFromRow(row: Row): ClaimedDelivery {
   return {
     delivery: { ...deliveryFromRow(row.delivery as Row), status: "sending" },
+    wasLeased: (row.delivery as Row).status === "sending",
     message: messageFromRow(row.message as Row),
     endpoint: endpointFromRow(row.endpoint as Row),
   };

@@ -527,7 +527,12 @@ export class SqliteStore implements Store {
         const endpoint = endpoints.get(delivery.endpointId);
         // Cascading deletes remove deliveries with their message or endpoint, so both exist.
         if (message && endpoint)
-          claimed.push({ delivery: { ...delivery, status: "sending" }, message, endpoint });
+          claimed.push({
+            delivery: { ...delivery, status: "sending" },
+            message,
+            endpoint,
+            wasLeased: delivery.status === "sending",
+          });
       }
       return claimed;
     });
