@@ -1,5 +1,13 @@
 import type { ProviderName } from "../providers/types.js";
-import type { BodyKind, InboxItem, InboxStatus, NewInboxItem, Source, SourceOptions } from "../types.js";
+import type {
+  BodyKind,
+  ClaimedItem,
+  InboxItem,
+  InboxStatus,
+  NewInboxItem,
+  Source,
+  SourceOptions,
+} from "../types.js";
 import { INBOX_STATUSES } from "../types.js";
 import type { SourceStats } from "./inbox-store.js";
 
@@ -163,5 +171,26 @@ export function sourceStatsFromRows(source: Row | undefined, statusCounts: Row[]
     lastVerifyFailureAt: numOrNull(source?.last_verify_failure_at),
     lastVerifyFailureCode: strOrNull(source?.last_verify_failure_code),
     counts,
+  };
+}
+
+/**
+ * A new item the processor took inside its insert transaction (the handoff): it is already
+ * leased until `leaseUntil`; `mark` is its ordering key's newest-processed row, if any.
+ */
+export function handedOff(item: NewInboxItem, leaseUntil: number, mark: Row | undefined): ClaimedItem {
+  return {
+    item: {
+      ...item,
+      status: "processing",
+      duplicateOf: null,
+      attempts: 0,
+      nextAttemptAt: leaseUntil,
+      lastError: null,
+      stale: false,
+      processedAt: null,
+      updatedAt: item.receivedAt,
+    },
+    newestProcessedTime: mark ? Number(mark.newest_event_time) : null,
   };
 }

@@ -4,6 +4,7 @@ import type { Database } from "../../store/postgres/database.js";
 import type { Page, PageQuery } from "../../store/types.js";
 import type { ClaimedItem, InboxItem, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import {
+  handedOff,
   ITEM_COLUMNS,
   itemFromRow,
   itemParams,
@@ -283,21 +284,7 @@ export class PostgresInboxStore implements InboxStore {
                 [item.sourceId, item.orderingKey],
               )
             ).rows[0];
-      const claimed: ClaimedItem = {
-        item: {
-          ...item,
-          status: "processing",
-          duplicateOf: null,
-          attempts: 0,
-          nextAttemptAt,
-          lastError: null,
-          stale: false,
-          processedAt: null,
-          updatedAt: item.receivedAt,
-        },
-        newestProcessedTime: mark ? Number(mark.newest_event_time) : null,
-      };
-      return { id: item.id, status: "received", claimed };
+      return { id: item.id, status: "received", claimed: handedOff(item, nextAttemptAt, mark) };
     }
     untake();
     // Nothing inserted: either the event id is taken (a duplicate) or the source is gone.

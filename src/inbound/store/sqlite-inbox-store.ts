@@ -5,6 +5,7 @@ import type { Page, PageQuery } from "../../store/types.js";
 import type { ClaimedItem, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import {
+  handedOff,
   ITEM_COLUMNS,
   itemFromRow,
   itemParams,
@@ -234,21 +235,7 @@ export class SqliteInboxStore implements InboxStore {
                 item.sourceId,
                 item.orderingKey,
               );
-        const claimed: ClaimedItem = {
-          item: {
-            ...item,
-            status: "processing",
-            duplicateOf: null,
-            attempts: 0,
-            nextAttemptAt,
-            lastError: null,
-            stale: false,
-            processedAt: null,
-            updatedAt: item.receivedAt,
-          },
-          newestProcessedTime: mark ? Number(mark.newest_event_time) : null,
-        };
-        return { id: item.id, status: "received", claimed };
+        return { id: item.id, status: "received", claimed: handedOff(item, nextAttemptAt, mark) };
       }
       if (take) {
         taken.pop();
