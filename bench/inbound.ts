@@ -25,7 +25,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 
-interface LoadSpec {
+export interface LoadSpec {
   mode: "closed" | "rate";
   url: string;
   secret: string;
@@ -37,6 +37,9 @@ interface LoadSpec {
 }
 
 interface RunResult extends LoadResult {
+  serverCpuUsPerRequest: number;
+  /** Event-loop busy time per request: the thread that parses, verifies and answers. */
+  mainThreadUsPerRequest: number;
   serverLoopDelayP99Ms: number;
   serverLoopDelayMaxMs: number;
 }
@@ -150,7 +153,7 @@ if (IS_LOADGEN) {
 }
 
 /** Runs one load in a fresh child process (this file again; through tsx when run as TypeScript). */
-function runLoad(spec: LoadSpec): Promise<LoadResult> {
+export function runLoad(spec: LoadSpec): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const self = fileURLToPath(import.meta.url);
     const execArgv = self.endsWith(".ts") ? ["--import", "tsx"] : [];
@@ -252,6 +255,10 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     // The servers' event-loop delay: how long anything ready to run waited, ours included.
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
+    // CPU of this process (every thread) per request: less sensitive than rates to whatever else
+    // the machine is running.
+    const cpuBefore = process.cpuUsage();
+    const eluBefore = performance.eventLoopUtilization();
     const result = await runLoad({
       mode,
       url,
@@ -262,8 +269,12 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
       tag: `${target}${mode}${randomBytes(3).toString("hex")}`,
     });
     loop.disable();
+    const cpu = process.cpuUsage(cpuBefore);
+    const elu = performance.eventLoopUtilization(eluBefore);
     return {
       ...result,
+      serverCpuUsPerRequest: Math.round((cpu.user + cpu.system) / Math.max(1, result.requests)),
+      mainThreadUsPerRequest: Math.round((elu.active * 1000) / Math.max(1, result.requests)),
       serverLoopDelayP99Ms: Number((loop.percentile(99) / 1e6).toFixed(2)),
       serverLoopDelayMaxMs: Number((loop.max / 1e6).toFixed(2)),
     };
@@ -315,10 +326,10 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     pigeonInbox: { ...stats.counts, handledDuringRun: handled },
   };
   const row = (name: string, r: RunResult) =>
-    `${name.padEnd(30)} ${String(r.ratePerSec).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.maxMs.toFixed(2).padStart(9)} ${String(r.errors + r.non2xx).padStart(7)} ${r.serverLoopDelayP99Ms.toFixed(2).padStart(10)}`;
+    `${name.padEnd(30)} ${String(r.ratePerSec).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.maxMs.toFixed(2).padStart(9)} ${String(r.errors + r.non2xx).padStart(7)} ${r.serverLoopDelayP99Ms.toFixed(2).padStart(10)} ${String(r.serverCpuUsPerRequest).padStart(8)} ${String(r.mainThreadUsPerRequest).padStart(8)}`;
   console.log("");
   console.log(
-    `${"run".padEnd(30)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(9)} ${"failed".padStart(7)} ${"loop p99".padStart(10)}`,
+    `${"run".padEnd(30)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(9)} ${"failed".padStart(7)} ${"loop p99".padStart(10)} ${"cpu µs".padStart(8)} ${"loop µs".padStart(8)}`,
   );
   console.log(row(`bare, ${concurrency} in flight`, results.closedLoop.bare));
   console.log(row(`pigeon, ${concurrency} in flight`, results.closedLoop.pigeon));

@@ -5,6 +5,7 @@ import type { Store } from "../../store/store.js";
 import type { InboxStore } from "./inbox-store.js";
 import { PostgresInboxStore } from "./postgres-inbox-store.js";
 import { SqliteInboxStore } from "./sqlite-inbox-store.js";
+import { ThreadedInboxStore } from "./threaded-inbox-store.js";
 
 /**
  * The inbox on the engine's own database (and connection or pool), so an inbound request and the
@@ -15,7 +16,9 @@ import { SqliteInboxStore } from "./sqlite-inbox-store.js";
 export function inboxStoreFor(store: Store): InboxStore {
   if (store.kind === "sqlite") {
     const db = (store as Store & { db?: SqliteDatabase }).db;
-    if (db) return new SqliteInboxStore(db);
+    // A file gets the inbox thread (see ThreadedInboxStore); an in-memory database can only be
+    // reached through its one connection.
+    if (db) return db.memory ? new SqliteInboxStore(db) : new ThreadedInboxStore(db.name);
   }
   if (store instanceof PostgresStore) return new PostgresInboxStore(store.database);
   return unsupportedInboxStore(store.kind);

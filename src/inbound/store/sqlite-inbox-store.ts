@@ -47,23 +47,37 @@ const INSERT_FIRST_COPY = `${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO
  */
 export class SqliteInboxStore implements InboxStore {
   readonly kind = "sqlite" as const;
-  /** Undefined where there is no WAL file to sync (in-memory databases): commits are plain. */
+  /**
+   * Undefined where there is no WAL file to sync (in-memory databases), or where commits may
+   * fsync in place (`syncInCommit`): durable commits are then plain synchronous=FULL ones.
+   */
   private readonly walSync: WalSync | undefined;
+  /** Whether commits nobody waits on may skip their fsync (a WAL file exists). */
+  private readonly canRelax: boolean;
   private readonly restoreSynchronous: string;
   private readonly checkpointer: BackgroundCheckpointer;
 
   private readonly sql: SqliteStatements;
 
-  constructor(readonly db: SqliteDatabase) {
+  /**
+   * `syncInCommit`: let durable commits fsync inside the call, blocking the thread; for a
+   * thread that does nothing else (see ThreadedInboxStore). Otherwise the fsync runs on the
+   * thread pool so the event loop keeps serving requests meanwhile.
+   */
+  constructor(
+    readonly db: SqliteDatabase,
+    options: { syncInCommit?: boolean } = {},
+  ) {
     this.sql = new SqliteStatements(db);
     const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
-    this.walSync = wal ? new WalSync(`${db.name}-wal`) : undefined;
+    this.canRelax = wal;
+    this.walSync = wal && !options.syncInCommit ? new WalSync(`${db.name}-wal`) : undefined;
     this.restoreSynchronous = `PRAGMA synchronous = ${Number(db.pragma("synchronous", { simple: true }))}`;
     this.checkpointer = new BackgroundCheckpointer(db);
   }
 
   async start(): Promise<void> {
-    if (this.walSync) this.checkpointer.start();
+    if (this.canRelax) this.checkpointer.start();
   }
 
   async close(): Promise<void> {
@@ -93,7 +107,7 @@ export class SqliteInboxStore implements InboxStore {
    * better-sqlite3 calls are synchronous.
    */
   private relaxedTx<T>(fn: () => T): T {
-    if (!this.walSync) return this.tx(fn);
+    if (!this.canRelax) return this.tx(fn);
     this.sql.prepare("PRAGMA synchronous = NORMAL").run();
     try {
       return this.tx(fn);
@@ -104,8 +118,9 @@ export class SqliteInboxStore implements InboxStore {
 
   /** Commits now; resolves once the commit is on disk. */
   private async durableTx<T>(fn: () => T): Promise<T> {
+    if (!this.walSync) return this.tx(fn);
     const result = this.relaxedTx(fn);
-    await this.walSync?.sync();
+    await this.walSync.sync();
     return result;
   }
 
