@@ -185,8 +185,7 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     const owner = new Map<string, Worker>();
     const claimedItems: ClaimedDelivery[] = [];
     // What a worker sends at once for an endpoint: its holding, up to the cap (the rest waits).
-    const inFlight = (ep: string) =>
-      workers.reduce((sum, w) => sum + Math.min(w.held.get(ep) ?? 0, cap), 0);
+    const inFlight = (ep: string) => workers.reduce((sum, w) => sum + Math.min(w.held.get(ep) ?? 0, cap), 0);
     const race = (now: number) =>
       Promise.all(
         workers.map(async (worker) => {
@@ -197,7 +196,8 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
               owner.set(c.delivery.id, worker);
               claimedItems.push(c);
             }
-            for (const ep of eps) expect(inFlight(ep.id), `endpoint ${ep.id} over its cap`).toBeLessThanOrEqual(cap);
+            for (const ep of eps)
+              expect(inFlight(ep.id), `endpoint ${ep.id} over its cap`).toBeLessThanOrEqual(cap);
           }
         }),
       );
@@ -236,7 +236,9 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     expect(await claim(workerB, 0)).toHaveLength(0);
     // A has recorded ten: its two leases left leave B room for two, not for its hold limit.
     await workerA.completeDeliveries(
-      byA.slice(0, 10).map((c) => ({ deliveryId: c.delivery.id, endpointId: ep.id, result: "succeeded" as const })),
+      byA
+        .slice(0, 10)
+        .map((c) => ({ deliveryId: c.delivery.id, endpointId: ep.id, result: "succeeded" as const })),
       T0 + 1,
     );
     expect(await claim(workerB, 0, T0 + 2)).toHaveLength(2);
