@@ -11,7 +11,8 @@
  *   with one NOTIFY per endpoint, only once every worker is up, so the clock starts at the
  *   release and process start-up is not measured; then once more with the best process count
  *   and a 4× wider per-endpoint cap (PIGEON_ENDPOINT_CONCURRENCY=128), which shows what the size
- *   of claims costs (a worker on a shared database holds only what it may send);
+ *   of claims costs (a worker holds up to three caps per endpoint while no other worker holds a
+ *   lease on it, else only its share of the cap);
  * - baseline: pg-boss 10 (durable jobs on the same database), the same 20,000 deliveries as jobs
  *   each doing a signed undici POST to the same sink, drained by as many processes as Pigeon's
  *   best run with the same number of connections as Pigeon may have in flight (8 endpoints × 32):
@@ -330,8 +331,8 @@ export async function runPostgresBench() {
       pigeon.push(await pigeonDrain(sink, admin, workers));
     }
     const best = pigeon.reduce((a, b) => (b.drainPerSec > a.drainPerSec ? b : a));
-    // The main lever found by profiling: on a shared database a worker holds only what it may send
-    // (the per-endpoint cap), so it refills in small claims; a bigger cap means bigger claims.
+    // Claim size follows the per-endpoint cap (a worker alone on an endpoint holds up to three caps
+    // and refills at half), so a bigger cap means bigger claims.
     console.error(
       `postgres bench: Pigeon, ${best.processes} worker process(es), endpoint cap ${WIDE_ENDPOINT_CONCURRENCY}…`,
     );

@@ -31,8 +31,12 @@ export interface DispatcherOptions {
 /** How long claim requests wait to share one claim. */
 const CLAIM_COALESCE_MS = 2;
 
-/** How long outcomes wait to share a commit. */
-const FLUSH_DELAY_MS = 10;
+/**
+ * How long outcomes wait to share a commit. Each commit costs a fixed share of database CPU (the
+ * statement, its plan, the commit), so at high rates bigger groups leave more for sending; 25 ms
+ * only delays the record, and a crash meanwhile re-sends at most what was sent in that window.
+ */
+const FLUSH_DELAY_MS = 25;
 
 /** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
@@ -87,7 +91,7 @@ export class Dispatcher {
       jitter: config.retryJitter,
       retryAfterMaxMs: config.retryAfterMaxMs,
     });
-    this.claimBatchSize = options.claimBatchSize ?? 256;
+    this.claimBatchSize = options.claimBatchSize ?? 1024;
     this.flushBatchSize = options.flushBatchSize ?? 512;
   }
 
@@ -140,27 +144,43 @@ export class Dispatcher {
   }
 
   /**
-   * How many rows one endpoint may hold here (sending plus queued). A store owned by this process
-   * alone (SQLite) lets us hold two more caps' worth queued, so claims come in batches rather than
-   * one row per freed slot. A shared store counts held rows against the cap across all workers,
-   * so there we hold only what we send.
+   * How many rows one endpoint may hold here (sending plus queued): two more caps' worth queued
+   * beyond what may be sent, so claims come in batches rather than one row per freed slot. A
+   * shared store grants that much only while no other worker holds a lease on the endpoint (see
+   * ClaimRequest.endpointHoldLimit); otherwise the workers share the cap.
    */
   private get endpointHoldLimit(): number {
-    return this.store.kind === "sqlite"
-      ? this.config.endpointConcurrency * 3
-      : this.config.endpointConcurrency;
+    return this.config.endpointConcurrency * 3;
   }
 
-  /** What each endpoint holds here; an endpoint at its hold limit is left out of the next claim. */
-  private holdings(): { held: Record<string, number>; saturated: string[] } {
+  /** Rows one endpoint holds here, sending plus queued. */
+  private heldFor(endpointId: string): number {
+    const queue = this.queues.get(endpointId);
+    return queue ? queue.active + queue.waiting.length : 0;
+  }
+
+  /**
+   * What each endpoint holds here, and the endpoints left out of the next claim: those holding
+   * more than half their hold limit. They have work in hand and ask for more once they fall to
+   * half (send), so each endpoint is refilled in batches. Leaving them out also keeps a big
+   * backlog of theirs from filling the claim's scan of the earliest due rows, which would crowd
+   * out the endpoints that do need work.
+   */
+  private holdings(): { held: Record<string, number>; wellStocked: string[] } {
     const held: Record<string, number> = {};
-    const saturated: string[] = [];
-    for (const [id, queue] of this.queues) {
-      const n = queue.active + queue.waiting.length;
+    const wellStocked: string[] = [];
+    for (const id of this.queues.keys()) {
+      const n = this.heldFor(id);
       held[id] = n;
-      if (n >= this.endpointHoldLimit) saturated.push(id);
+      if (n > this.endpointHoldLimit / 2) wellStocked.push(id);
     }
-    return { held, saturated };
+    return { held, wellStocked };
+  }
+
+  /** Whether an endpoint that asked for a refill since the last claim began still needs one. */
+  private refillStillWanted(): boolean {
+    for (const id of this.refillWanted) if (this.heldFor(id) <= this.endpointHoldLimit / 2) return true;
+    return false;
   }
 
   private async claimLoop(): Promise<void> {
@@ -172,13 +192,17 @@ export class Dispatcher {
           const room = this.config.globalConcurrency * 2 - this.inFlight - this.queuedCount();
           if (room <= 0) break;
           const now = this.clock.now();
-          const { held, saturated } = this.holdings();
+          // This claim sees every holding as of now, so it answers the refill requests made so far.
+          this.refillWanted.clear();
+          const { held, wellStocked } = this.holdings();
+          const limit = Math.min(room, this.claimBatchSize);
           const claimed = await this.store.claimDueDeliveries({
             now,
-            limit: Math.min(room, this.claimBatchSize),
+            limit,
             leaseUntil: now + this.config.leaseMs,
-            excludeEndpointIds: saturated,
-            endpointConcurrency: this.endpointHoldLimit,
+            excludeEndpointIds: wellStocked,
+            endpointConcurrency: this.config.endpointConcurrency,
+            endpointHoldLimit: this.endpointHoldLimit,
             heldByEndpoint: held,
           });
           for (const item of claimed) {
@@ -190,10 +214,15 @@ export class Dispatcher {
             this.queueFor(item.endpoint.id).waiting.push(item);
           }
           for (const [id, queue] of this.queues) this.pump(id, queue);
-          // The claim may take less than asked (per-endpoint room), so only an empty one means "drained".
-          if (claimed.length === 0) break;
+          // Only a full claim suggests more is due right now. A short one took all the room it had
+          // (or all that was due): claiming again at once would take just the few rows freed
+          // meanwhile, one statement each. Freed room asks for the next claim (send), as do new
+          // work (wake) and the poll.
+          if (claimed.length < limit) break;
         }
-      } while (this.claimAgain && this.running);
+        // Refill requests made while claiming were answered by that claim unless the endpoint
+        // has fallen to half again since.
+      } while (this.running && (this.claimAgain || this.refillStillWanted()));
     } catch (error) {
       console.error("pigeon: claiming deliveries failed; retrying on the next poll", error);
     } finally {
@@ -285,22 +314,41 @@ export class Dispatcher {
     // Freed capacity: claim more once this endpoint holds half of what it may, so claims come
     // in batches; a claim per completion would cost more than the sends (on a shared database,
     // where nothing is queued ahead, that was one claim per delivery).
-    const current = this.queues.get(item.endpoint.id);
-    const held = current ? current.active + current.waiting.length : 0;
-    if (held <= this.endpointHoldLimit / 2) this.requestClaim();
+    if (this.heldFor(item.endpoint.id) <= this.endpointHoldLimit / 2) this.requestRefill(item.endpoint.id);
   }
 
   private claimRequested = false;
+  private newWorkWanted = false;
+  /** Endpoints that fell to half their hold limit since the current (or last) claim read the holdings. */
+  private readonly refillWanted = new Set<string>();
+
+  /** Asks for a claim soon because new work may be due (NOTIFY from another process). */
+  requestClaim(): void {
+    this.newWorkWanted = true;
+    this.scheduleClaim();
+  }
 
   /**
-   * Asks for a claim soon. Requests within CLAIM_COALESCE_MS share one claim: completions of the
-   * same moment, and NOTIFY wake-ups from other processes publishing at a high rate.
+   * Asks for a claim soon because an endpoint has room. While a claim is under way the request
+   * waits for it to end (claimLoop): the claim may already have refilled the endpoint, and
+   * claiming again at once would take only what was sent during its round trip.
    */
-  requestClaim(): void {
+  private requestRefill(endpointId: string): void {
+    this.refillWanted.add(endpointId);
+    this.scheduleClaim();
+  }
+
+  /**
+   * Requests within CLAIM_COALESCE_MS share one claim: completions of the same moment, and
+   * NOTIFY wake-ups from other processes publishing at a high rate.
+   */
+  private scheduleClaim(): void {
     if (!this.running || this.claimRequested) return;
     this.claimRequested = true;
     setTimeout(() => {
       this.claimRequested = false;
+      if (this.claiming && !this.newWorkWanted) return;
+      this.newWorkWanted = false;
       this.wake();
     }, CLAIM_COALESCE_MS);
   }

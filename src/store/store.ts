@@ -119,11 +119,22 @@ export interface ClaimRequest {
   /** Endpoints at their concurrency cap or out of rate budget: claiming for them would only queue. */
   excludeEndpointIds: string[];
   /**
-   * The most rows one endpoint may hold in sending at once (its concurrency cap). A claim never
-   * takes more for an endpoint than the cap minus what it already holds (`heldByEndpoint` here;
-   * a shared backend also counts other workers' unexpired leases).
+   * The most deliveries one endpoint may have in flight at once, across every worker (its
+   * concurrency cap). A worker sends at most this many at once for an endpoint, whatever it holds.
    */
   endpointConcurrency: number;
+  /**
+   * The most rows this worker may hold (sending plus queued) for an endpoint that no other worker
+   * holds a lease on; at least `endpointConcurrency`, which is the default. Holding more than it
+   * sends lets claims come in batches. A claim never takes more for an endpoint than this minus
+   * what the worker holds (`heldByEndpoint`). A shared backend also counts other workers' unexpired
+   * leases: while there are any, the worker may hold only `endpointConcurrency` minus its own and
+   * theirs, so an endpoint's total in flight never passes the cap (a worker holding more than the
+   * cap leaves no room for anyone else, and takes more than the cap only while it is alone). A
+   * shared backend grants more than the cap only to endpoints without a rate limit, whose queued
+   * rows do not wait for send slots (and so do not outwait their lease).
+   */
+  endpointHoldLimit?: number;
   heldByEndpoint: Record<string, number>;
 }
 

@@ -105,9 +105,14 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
       readonly store: Store,
     ) {}
 
-    async claim(now: number, cap: number, limit: number): Promise<ClaimedDelivery[]> {
+    async claim(now: number, cap: number, limit: number, holdLimit = cap): Promise<ClaimedDelivery[]> {
       const claimed = await this.store.claimDueDeliveries(
-        claimAt(now, { limit, endpointConcurrency: cap, heldByEndpoint: Object.fromEntries(this.held) }),
+        claimAt(now, {
+          limit,
+          endpointConcurrency: cap,
+          endpointHoldLimit: holdLimit,
+          heldByEndpoint: Object.fromEntries(this.held),
+        }),
       );
       for (const c of claimed) this.held.set(c.endpoint.id, (this.held.get(c.endpoint.id) ?? 0) + 1);
       return claimed;
@@ -166,6 +171,79 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     await race(T0 + 2);
     expect([...(await leasesPerEndpoint(t, T0 + 2)).values()]).toEqual([cap, cap, cap, cap]);
     expect(owner.size).toBe(4 * cap + 5);
+  });
+
+  it("a worker holding more than the cap while alone never lets the workers together send more than the cap", async () => {
+    const cap = 3;
+    const holdLimit = 3 * cap;
+    const workers = [new Worker("w0", t.store)];
+    for (let i = 1; i < 6; i++) workers.push(new Worker(`w${i}`, await t.openAnother()));
+    const { app, eps } = await setup(t.store, 4);
+    for (const ep of eps) {
+      for (let i = 0; i < 40; i++) await publish(t.store, app, [ep], {}, { nextAttemptAt: T0 - 1000 + i });
+    }
+    const owner = new Map<string, Worker>();
+    const claimedItems: ClaimedDelivery[] = [];
+    // What a worker sends at once for an endpoint: its holding, up to the cap (the rest waits).
+    const inFlight = (ep: string) => workers.reduce((sum, w) => sum + Math.min(w.held.get(ep) ?? 0, cap), 0);
+    const race = (now: number) =>
+      Promise.all(
+        workers.map(async (worker) => {
+          for (let round = 0; round < 10; round++) {
+            const claimed = await worker.claim(now, cap, 2, holdLimit);
+            for (const c of claimed) {
+              expect(owner.has(c.delivery.id), `${c.delivery.id} claimed twice`).toBe(false);
+              owner.set(c.delivery.id, worker);
+              claimedItems.push(c);
+            }
+            for (const ep of eps)
+              expect(inFlight(ep.id), `endpoint ${ep.id} over its cap`).toBeLessThanOrEqual(cap);
+          }
+        }),
+      );
+
+    await race(T0);
+    // Completing some of what each worker holds lets others in only as far as the cap allows.
+    const completed = new Set<string>();
+    for (const round of [1, 2, 3]) {
+      for (const worker of workers) {
+        const done = claimedItems
+          .filter((c) => owner.get(c.delivery.id) === worker && !completed.has(c.delivery.id))
+          .slice(0, 2);
+        for (const c of done) completed.add(c.delivery.id);
+        await worker.complete(done, T0 + round * 10);
+      }
+      await race(T0 + round * 10 + 5);
+    }
+    expect(completed.size).toBeGreaterThan(0);
+  });
+
+  it("takes up to the hold limit while no other worker holds a lease on the endpoint, else shares the cap", async () => {
+    const workerA = t.store;
+    const workerB = await t.openAnother();
+    const { app, eps } = await setup(workerA, 1);
+    const ep = eps[0]!;
+    for (let i = 0; i < 20; i++) await publish(workerA, app, [ep], {}, { nextAttemptAt: T0 - 100 + i });
+    const claim = (store: Store, held: number, now = T0) =>
+      store.claimDueDeliveries(
+        claimAt(now, { endpointConcurrency: 4, endpointHoldLimit: 12, heldByEndpoint: { [ep.id]: held } }),
+      );
+
+    // Alone, A may hold three caps' worth; it sends only four at once.
+    const byA = await claim(workerA, 0);
+    expect(byA).toHaveLength(12);
+    // A's leases fill the cap, so B gets nothing.
+    expect(await claim(workerB, 0)).toHaveLength(0);
+    // A has recorded ten: its two leases left leave B room for two, not for its hold limit.
+    await workerA.completeDeliveries(
+      byA
+        .slice(0, 10)
+        .map((c) => ({ deliveryId: c.delivery.id, endpointId: ep.id, result: "succeeded" as const })),
+      T0 + 1,
+    );
+    expect(await claim(workerB, 0, T0 + 2)).toHaveLength(2);
+    // Now A is no longer alone: its two and B's two fill the cap.
+    expect(await claim(workerA, 2, T0 + 2)).toHaveLength(0);
   });
 
   it("counts other workers' unexpired leases against the cap, and its own through heldByEndpoint", async () => {

@@ -7,17 +7,27 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  * database.
  *
  * 1. `full_endpoints`, `head`: the endpoints among the first `limit` due rows in time order (the
- *    rows the SQLite claim scans), and how many of those rows each has; excluded endpoints and
- *    endpoints already at their cap are left out. That cap filter reads the statement's snapshot,
+ *    rows the SQLite claim scans), and how many of those rows each has; excluded endpoints (the
+ *    dispatcher excludes those at its hold limit) and endpoints where other workers' leases and
+ *    this worker's holding fill the cap are left out. That cap filter reads the statement's snapshot,
  *    which may be a little old: it only keeps a full endpoint's backlog from crowding everyone
  *    else out of the head scan (a second worker would otherwise see nothing but it).
  * 2. `locked`: those endpoint rows, `FOR NO KEY UPDATE SKIP LOCKED`, in id order. Every claim takes
  *    this lock, so claims for one endpoint never overlap; SKIP LOCKED means a claim never waits (an
  *    endpoint another worker is claiming right now is left to it). NO KEY UPDATE, not UPDATE, so
  *    deliveries can still be inserted for the endpoint meanwhile (FK checks take KEY SHARE).
- * 3. `room`: cap − what this worker holds (`heldByEndpoint`, as on SQLite) − other workers'
- *    unexpired leases (locked_by names the worker), and no more than the endpoint's rows in the
- *    head. This worker's own leases are not counted again: its dispatcher already counts them in
+ * 3. `room`: no more than the endpoint's rows in the head, and
+ *    - while another worker holds an unexpired lease on the endpoint (locked_by names the worker):
+ *      cap − what this worker holds (`heldByEndpoint`, as on SQLite) − the other workers' leases;
+ *    - while none does: the hold limit − what this worker holds. The worker then may hold more than
+ *      the cap (it sends only cap at once and queues the rest), so claims come in batches. Not for
+ *      an endpoint with a rate limit (cap − held then): its queued rows would wait for their send
+ *      slots, and one still waiting when its lease runs out would be claimed and sent by another
+ *      worker too, beside the cap this worker is already sending.
+ *    Together these keep an endpoint's total in flight within the cap: a worker takes more than
+ *    the cap only while it is alone, and while its leases fill the cap, anyone else's room is
+ *    ≤ 0. Each worker sends at most min(held, cap), and its leases are at least what it sends.
+ *    This worker's own leases are not counted again: its dispatcher already counts them in
  *    `heldByEndpoint`, and more precisely (a row it has finished sending but not yet recorded is
  *    still 'sending' in the table; counting it would leave the claim that follows each completion
  *    empty and stall the endpoint until the next poll). A dead worker's leases belong to no live
@@ -31,7 +41,9 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    locked. A row another worker claimed since our snapshot fails the re-check of
  *    `next_attempt_at <= now` under its new lease and is passed over, so nothing is claimed twice
  *    and the scan moves on to that endpoint's next due row.
- * 5. The lease end goes into next_attempt_at (and locked_until), as on SQLite: if this worker
+ * 5. `claimed` finds the picked rows through the primary key (`= ANY (ARRAY(…))`): joined with
+ *    `picked`, whose size the planner guesses as `limit`, it hashed the whole table instead.
+ * 6. The lease end goes into next_attempt_at (and locked_until), as on SQLite: if this worker
  *    dies, its rows simply come due again. As on SQLite, the delivery handed back is the row as
  *    it was before the claim, with status 'sending'.
  */
@@ -61,9 +73,10 @@ locked AS MATERIALIZED (
 ),
 room AS MATERIALIZED (
   SELECT l.id AS endpoint_id,
-         LEAST(h.n, $5 - COALESCE(($6::jsonb ->> l.id)::int, 0) - pigeon_other_leases(l.id, $1, $7)) AS room
+         LEAST(h.n, CASE WHEN o.n = 0 AND l.rate_limit IS NULL THEN $8 ELSE $5 - o.n END - COALESCE(($6::jsonb ->> l.id)::int, 0)) AS room
     FROM locked l
     JOIN head h ON h.endpoint_id = l.id
+   CROSS JOIN LATERAL (SELECT pigeon_other_leases(l.id, $1, $7) AS n) o
 ),
 picked AS MATERIALIZED (
   SELECT p.*
@@ -81,8 +94,7 @@ picked AS MATERIALIZED (
 claimed AS (
   UPDATE deliveries d
      SET status = 'sending', next_attempt_at = $3, locked_until = $3, locked_by = $7, updated_at = $1
-    FROM picked p
-   WHERE d.id = p.id
+   WHERE d.id = ANY (ARRAY(SELECT id FROM picked))
   RETURNING d.id
 )
 SELECT row_to_json(p.*) AS delivery, row_to_json(m.*) AS message, row_to_json(l.*) AS endpoint
@@ -104,6 +116,7 @@ export function claimQuery(claim: ClaimRequest, worker: string): { text: string;
       claim.endpointConcurrency,
       JSON.stringify(claim.heldByEndpoint),
       worker,
+      claim.endpointHoldLimit ?? claim.endpointConcurrency,
     ],
   };
 }

@@ -477,7 +477,8 @@ export class SqliteStore implements Store {
         const left = claim.limit - deliveries.length;
         if (left <= 0) break;
         // One process owns a SQLite file, so what this dispatcher holds is all that is in flight.
-        const room = Math.min(left, claim.endpointConcurrency - (claim.heldByEndpoint[endpointId] ?? 0));
+        const holdLimit = claim.endpointHoldLimit ?? claim.endpointConcurrency;
+        const room = Math.min(left, holdLimit - (claim.heldByEndpoint[endpointId] ?? 0));
         if (room <= 0) continue;
         const rows = this.all(
           `SELECT * FROM deliveries WHERE endpoint_id = ? AND status IN ('pending', 'sending')
