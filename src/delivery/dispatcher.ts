@@ -3,7 +3,7 @@ import type { PigeonConfig } from "../core/config.js";
 import { newId } from "../core/ids.js";
 import { SLOT_LATENESS_TOLERANCE_MS } from "../store/rate-slots.js";
 import type { ClaimedDelivery, DeliveryOutcome, Store } from "../store/store.js";
-import type { Attempt } from "../store/types.js";
+import type { Attempt, Endpoint } from "../store/types.js";
 import type { HttpSender, SendResult } from "./http-sender.js";
 import { RetryPolicy } from "./retry-policy.js";
 import { buildSignedRequest } from "./signed-request.js";
@@ -45,6 +45,8 @@ interface EndpointQueue {
   /** Sends started (including those waiting for their rate slot). */
   active: number;
   waiting: ClaimedDelivery[];
+  /** Most rows held here for the endpoint, sending plus queued (see holdLimitFor). */
+  holdLimit: number;
 }
 
 /**
@@ -134,23 +136,40 @@ export class Dispatcher {
     return { inFlight: this.inFlight, queued, owned: this.owned.size };
   }
 
-  private queueFor(endpointId: string): EndpointQueue {
-    let queue = this.queues.get(endpointId);
+  /** The endpoint's queue, its hold limit following the endpoint's current settings. */
+  private queueFor(endpoint: Endpoint): EndpointQueue {
+    let queue = this.queues.get(endpoint.id);
     if (!queue) {
-      queue = { active: 0, waiting: [] };
-      this.queues.set(endpointId, queue);
+      queue = { active: 0, waiting: [], holdLimit: this.holdLimitFor(endpoint) };
+      this.queues.set(endpoint.id, queue);
+    } else {
+      queue.holdLimit = this.holdLimitFor(endpoint);
     }
     return queue;
+  }
+
+  /** What a claim may let this worker hold per endpoint at most (ClaimRequest.endpointHoldLimit). */
+  private get endpointHoldLimit(): number {
+    return this.config.endpointConcurrency * 3;
   }
 
   /**
    * How many rows one endpoint may hold here (sending plus queued): two more caps' worth queued
    * beyond what may be sent, so claims come in batches rather than one row per freed slot. A
    * shared store grants that much only while no other worker holds a lease on the endpoint (see
-   * ClaimRequest.endpointHoldLimit); otherwise the workers share the cap.
+   * ClaimRequest.endpointHoldLimit), and never to a rate-limited endpoint: there it grants the
+   * cap, so the cap is the limit here too, or every completion would ask for a refill that the
+   * store then refuses, one claim statement per delivery.
    */
-  private get endpointHoldLimit(): number {
-    return this.config.endpointConcurrency * 3;
+  private holdLimitFor(endpoint: Endpoint): number {
+    const shared = this.store.kind !== "sqlite";
+    return shared && endpoint.rateLimit ? this.config.endpointConcurrency : this.endpointHoldLimit;
+  }
+
+  /** Whether an endpoint holds no more than half of what it may, and so wants a refill. */
+  private wantsRefill(endpointId: string): boolean {
+    const queue = this.queues.get(endpointId);
+    return !queue || this.heldFor(endpointId) <= queue.holdLimit / 2;
   }
 
   /** Rows one endpoint holds here, sending plus queued. */
@@ -172,14 +191,14 @@ export class Dispatcher {
     for (const id of this.queues.keys()) {
       const n = this.heldFor(id);
       held[id] = n;
-      if (n > this.endpointHoldLimit / 2) wellStocked.push(id);
+      if (!this.wantsRefill(id)) wellStocked.push(id);
     }
     return { held, wellStocked };
   }
 
   /** Whether an endpoint that asked for a refill since the last claim began still needs one. */
   private refillStillWanted(): boolean {
-    for (const id of this.refillWanted) if (this.heldFor(id) <= this.endpointHoldLimit / 2) return true;
+    for (const id of this.refillWanted) if (this.wantsRefill(id)) return true;
     return false;
   }
 
@@ -211,7 +230,7 @@ export class Dispatcher {
               continue;
             }
             this.owned.add(item.delivery.id);
-            this.queueFor(item.endpoint.id).waiting.push(item);
+            this.queueFor(item.endpoint).waiting.push(item);
           }
           for (const [id, queue] of this.queues) this.pump(id, queue);
           // Only a full claim suggests more is due right now. A short one took all the room it had
@@ -314,7 +333,7 @@ export class Dispatcher {
     // Freed capacity: claim more once this endpoint holds half of what it may, so claims come
     // in batches; a claim per completion would cost more than the sends (on a shared database,
     // where nothing is queued ahead, that was one claim per delivery).
-    if (this.heldFor(item.endpoint.id) <= this.endpointHoldLimit / 2) this.requestRefill(item.endpoint.id);
+    if (this.wantsRefill(item.endpoint.id)) this.requestRefill(item.endpoint.id);
   }
 
   private claimRequested = false;
@@ -430,7 +449,7 @@ export class Dispatcher {
       return;
     }
     this.owned.add(deliveryId);
-    const queue = this.queueFor(again.endpoint.id);
+    const queue = this.queueFor(again.endpoint);
     queue.waiting.push(again);
     this.pump(again.endpoint.id, queue);
   }
