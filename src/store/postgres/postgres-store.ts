@@ -101,7 +101,7 @@ class Filters {
  *
  * Every method is one statement (one round trip, an implicit transaction) unless noted; writes
  * that queue work NOTIFY in the same statement, so the notification is sent on commit and only
- * then.
+ * then, except new messages, which announce themselves after their commit (see announceWork).
  */
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
@@ -371,9 +371,8 @@ export class PostgresStore implements Store {
                                    last_error, created_at, updated_at)
            SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
                                 $15::bigint[], $16::boolean[], $17::text[], $18::bigint[], $19::bigint[])
-           RETURNING status
          )
-         SELECT pg_notify($20, '') FROM (SELECT 1 FROM delivery WHERE status = 'pending' LIMIT 1) pending`,
+         SELECT 1`,
         [
           m.id,
           m.app_id,
@@ -394,7 +393,6 @@ export class PostgresStore implements Store {
           col("last_error"),
           col("created_at"),
           col("updated_at"),
-          this.config.channel,
         ],
       );
     } catch (error) {
@@ -406,7 +404,41 @@ export class PostgresStore implements Store {
       }
       throw error;
     }
+    if (deliveries.some((d) => d.status === "pending")) this.announceWork();
     return message;
+  }
+
+  private announcing: Promise<void> | undefined;
+  private announceAgain = false;
+
+  /**
+   * Wakes the workers after new messages committed: one NOTIFY at a time per process, and one
+   * more for everything committed while it was on its way.
+   *
+   * Why not in the message's own statement, as the rarer writes below do: a transaction that
+   * NOTIFYs takes PostgreSQL's database-wide notification lock at commit and holds it through
+   * its WAL flush, so concurrent publishes commit one by one (measured here: 16 connections
+   * inserting reach ~2,000 commits/s with NOTIFY in the transaction, ~6,000 without). The
+   * notification still follows the commit; a worker that misses it finds the rows at its poll.
+   */
+  private announceWork(): void {
+    if (this.announcing) {
+      this.announceAgain = true;
+      return;
+    }
+    this.announcing = this.db
+      .query("SELECT pg_notify($1, '')", [this.config.channel])
+      .then(
+        () => undefined,
+        () => undefined, // the poll is the safety net
+      )
+      .finally(() => {
+        this.announcing = undefined;
+        if (this.announceAgain) {
+          this.announceAgain = false;
+          this.announceWork();
+        }
+      });
   }
 
   async getMessage(appId: string, idOrEventId: string): Promise<Message | undefined> {
