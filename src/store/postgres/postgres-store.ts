@@ -21,7 +21,7 @@ import type {
   Page,
   PageQuery,
 } from "../types.js";
-import { claimedFromRow, claimQuery } from "./claim.js";
+import { claimedFromRows, claimQuery } from "./claim.js";
 import { completeQuery } from "./complete.js";
 import {
   createPool,
@@ -528,7 +528,7 @@ export class PostgresStore implements Store {
   async claimDueDeliveries(claim: ClaimRequest): Promise<ClaimedDelivery[]> {
     if (claim.limit <= 0) return [];
     const { text, values } = claimQuery(claim, this.workerId);
-    return (await this.db.query(text, values)).map(claimedFromRow);
+    return claimedFromRows(await this.db.query(text, values));
   }
 
   async completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void> {
