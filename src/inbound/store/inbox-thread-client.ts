@@ -35,6 +35,17 @@ export class InboxThread {
     this.worker.on("exit", (code) => this.fail(new Error(`the inbox thread exited (code ${code})`)));
   }
 
+  /**
+   * Stops the thread at once, failing whatever is outstanding; stores open on it reopen on a new
+   * one at their next call. For an embedding app that wants its threads back, and for tests.
+   */
+  static async terminate(): Promise<void> {
+    const thread = InboxThread.current;
+    if (!thread) return;
+    thread.fail(new Error("the inbox thread was stopped"));
+    await thread.worker.terminate();
+  }
+
   /** Whether this thread is gone; a store opened on it must open again on the next one. */
   get alive(): boolean {
     return this.dead === undefined;

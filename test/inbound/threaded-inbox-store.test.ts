@@ -1,0 +1,116 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PigeonError } from "../../src/core/errors.js";
+import { newId } from "../../src/core/ids.js";
+import { InboxThread } from "../../src/inbound/store/inbox-thread-client.js";
+import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
+import type { NewInboxItem, Source } from "../../src/inbound/types.js";
+import { openSqlite } from "../../src/store/sqlite/database.js";
+
+const T0 = 1_800_000_000_000;
+
+const source = (id: string, uid: string | null = null): Source => ({
+  id,
+  uid,
+  name: id,
+  provider: "none",
+  secrets: [],
+  options: {},
+  createdAt: T0,
+  updatedAt: T0,
+});
+
+const item = (eventId: string | null, body = "{}"): NewInboxItem => ({
+  id: newId("in", T0),
+  sourceId: "src_a",
+  eventId,
+  eventType: null,
+  eventTime: null,
+  orderingKey: null,
+  method: "POST",
+  path: "/in/src_a",
+  query: "",
+  headers: { "content-type": "application/json" },
+  body: Buffer.from(body),
+  contentType: "application/json",
+  bodyKind: "json",
+  receivedAt: T0,
+});
+
+/**
+ * What only the threaded SQLite inbox does (its InboxStore contract is in
+ * inbox-store.conformance.test.ts, which runs on it): errors that cross the thread, inserts of one
+ * moment merged into one commit, and a thread that dies.
+ */
+describe("ThreadedInboxStore", () => {
+  let dir: string;
+  let store: ThreadedInboxStore;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "pigeon-threaded-inbox-"));
+    const file = join(dir, "pigeon.db");
+    openSqlite(file).close(); // migrated, as the engine leaves it
+    store = new ThreadedInboxStore(file);
+    await store.createSource(source("src_a", "github"));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("turns a duplicate uid into the API's 409, not a 500", async () => {
+    const error = await store.createSource(source("src_b", "github")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PigeonError);
+    expect((error as PigeonError).status).toBe(409);
+    expect((error as PigeonError).code).toBe("duplicate_uid");
+  });
+
+  it("answers inserts posted at once in order, de-duplicating across them, bodies as Buffers", async () => {
+    const [first, second, third] = await Promise.all([
+      store.insertItems([item("evt_1", '{"n":1}'), item("evt_2")]),
+      store.insertItems([item("evt_1", '{"n":2}')]),
+      store.insertItems([item(null)]),
+    ]);
+    expect(first!.map((o) => o.status)).toEqual(["received", "received"]);
+    expect(second).toEqual([{ id: expect.any(String), status: "duplicate", duplicateOf: first![0]!.id }]);
+    expect(third!.map((o) => o.status)).toEqual(["received"]);
+    const stored = await store.getItem("src_a", first![0]!.id);
+    expect(Buffer.isBuffer(stored?.body)).toBe(true);
+    expect(stored?.body.toString()).toBe('{"n":1}');
+  });
+
+  it("gives taken items back when the insert did not store them as new", async () => {
+    await store.insertItems([item("evt_9")]);
+    const taken: string[] = [];
+    const untaken: string[] = [];
+    const fresh = item("evt_10");
+    const copy = item("evt_9");
+    const outcomes = await store.insertItems([fresh, copy], {
+      leaseUntil: T0 + 60_000,
+      take: (i) => {
+        taken.push(i.id);
+        return true;
+      },
+      untake: (id) => untaken.push(id),
+    });
+    expect(taken).toEqual([fresh.id, copy.id]);
+    expect(untaken).toEqual([copy.id]);
+    expect(outcomes[0]).toMatchObject({
+      status: "received",
+      claimed: { item: { id: fresh.id, status: "processing" } },
+    });
+    expect(outcomes[1]).toMatchObject({ status: "duplicate" });
+  });
+
+  it("fails the calls a dying thread had, then carries on with a new one", async () => {
+    const before = await store.insertItems([item("evt_a")]);
+    const inFlight = expect(store.insertItems([item("evt_b")])).rejects.toThrow(/inbox thread/);
+    await InboxThread.terminate();
+    await inFlight;
+    // The next call starts a thread, opens the file there again, and sees what was committed.
+    const again = await store.insertItems([item("evt_a"), item("evt_c")]);
+    expect(again.map((o) => o.status)).toEqual(["duplicate", "received"]);
+    expect(again[0]).toMatchObject({ duplicateOf: before[0]!.id });
+  });
+});
