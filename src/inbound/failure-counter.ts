@@ -8,6 +8,8 @@ import type { InboxStore, VerifyFailureTally } from "./store/inbox-store.js";
 export class FailureCounter {
   private readonly pending = new Map<string, VerifyFailureTally>();
   private timer: NodeJS.Timeout | undefined;
+  /** The write under way, so a flush can wait for what an earlier one took out of `pending`. */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: InboxStore,
@@ -34,19 +36,24 @@ export class FailureCounter {
     }
   }
 
-  /** Failures counted but not yet written, so the API can show an up-to-date total. */
-  unflushed(sourceId: string): VerifyFailureTally | undefined {
-    return this.pending.get(sourceId);
-  }
-
+  /**
+   * Writes what is counted and resolves once every failure counted before the call is committed,
+   * including those an earlier flush took and is still writing. Reading the stored counters after
+   * it is exact; adding the in-memory tally to a read instead races with a flush that empties the
+   * tally while the read is on its way (the inbox answers on another thread or connection).
+   */
   async flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.pending.size === 0) return;
+    // An earlier write that failed has already been reported by its own caller.
+    const earlier = this.writing.catch(() => undefined);
+    if (this.pending.size === 0) return earlier;
     const tallies = [...this.pending.values()];
     this.pending.clear();
-    await this.store.addVerifyFailures(tallies);
+    const write = earlier.then(() => this.store.addVerifyFailures(tallies));
+    this.writing = write;
+    await write;
   }
 }

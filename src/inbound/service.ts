@@ -136,17 +136,10 @@ export class InboundService {
     await this.inbox.close();
   }
 
-  /** Counts per status and verification failures, including those not yet written. */
+  /** Counts per status and verification failures, including every failure counted so far. */
   async stats(source: Source): Promise<SourceStats> {
-    const stats = await this.inbox.sourceStats(source.id);
-    const unflushed = this.failures.unflushed(source.id);
-    if (!unflushed) return stats;
-    return {
-      ...stats,
-      verifyFailures: stats.verifyFailures + unflushed.count,
-      lastVerifyFailureAt: unflushed.lastAt,
-      lastVerifyFailureCode: unflushed.lastCode,
-    };
+    await this.failures.flush();
+    return this.inbox.sourceStats(source.id);
   }
 
   private consumable(sources: Source[]): string[] | null {

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FailureCounter } from "../../src/inbound/failure-counter.js";
+import type { InboxStore } from "../../src/inbound/store/inbox-store.js";
+import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
+import { openSqlite } from "../../src/store/sqlite/database.js";
+
+const T0 = 1_800_000_000_000;
+
+describe("FailureCounter", () => {
+  let dir: string;
+  let store: ThreadedInboxStore;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "pigeon-failures-"));
+    const file = join(dir, "pigeon.db");
+    openSqlite(file).close();
+    store = new ThreadedInboxStore(file);
+    await store.createSource({
+      id: "src_a",
+      uid: null,
+      name: "a",
+      provider: "none",
+      secrets: [],
+      options: {},
+      createdAt: T0,
+      updatedAt: T0,
+    });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a flush waits for the write an earlier flush still has under way", async () => {
+    // The real inbox, its counter writes held back 100 ms: the timer's flush is still writing when
+    // the API asks for the counts.
+    const slow: InboxStore = Object.create(store) as InboxStore;
+    slow.addVerifyFailures = async (tallies) => {
+      await new Promise((r) => setTimeout(r, 100));
+      return store.addVerifyFailures(tallies);
+    };
+    const counter = new FailureCounter(slow, 60_000);
+    for (let i = 0; i < 3; i++) counter.record("src_a", "invalid_signature", T0 + i);
+    const timerFlush = counter.flush();
+    await counter.flush();
+    const stats = await store.sourceStats("src_a");
+    expect(stats.verifyFailures).toBe(3);
+    expect(stats.lastVerifyFailureCode).toBe("invalid_signature");
+    await timerFlush;
+  });
+});
