@@ -32,11 +32,12 @@ export interface DispatcherOptions {
 const CLAIM_COALESCE_MS = 2;
 
 /**
- * How long outcomes wait to share a commit. Each commit costs a fixed share of database CPU (the
- * statement, its plan, the commit), so at high rates bigger groups leave more for sending; 25 ms
- * only delays the record, and a crash meanwhile re-sends at most what was sent in that window.
+ * How long outcomes wait to share a commit. On a shared database each commit costs a fixed share
+ * of its CPU (the statement, its plan, the commit), so bigger groups leave more for sending there.
+ * On SQLite a commit is cheap, and what a crash re-sends grows with this window (sent but not yet
+ * recorded), so it stays short: the crash test bounds those duplicates.
  */
-const FLUSH_DELAY_MS = 25;
+const FLUSH_DELAY_MS = { shared: 25, sqlite: 10 } as const;
 
 /** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
@@ -433,10 +434,13 @@ export class Dispatcher {
     this.flushScheduled = true;
     // Group commit: outcomes of the next few milliseconds share one durable transaction. Only
     // the record waits; sending goes on, and a crash meanwhile just re-sends those deliveries.
-    setTimeout(() => {
-      this.flushScheduled = false;
-      void this.flush();
-    }, FLUSH_DELAY_MS);
+    setTimeout(
+      () => {
+        this.flushScheduled = false;
+        void this.flush();
+      },
+      this.store.kind === "sqlite" ? FLUSH_DELAY_MS.sqlite : FLUSH_DELAY_MS.shared,
+    );
   }
 
   private async resendIfQueuedAgain(deliveryId: string): Promise<void> {
