@@ -26,7 +26,7 @@ const CONCURRENCY = 64;
  *
  * Each message goes to one endpoint (endpoint i subscribes to channel `c{i}`, message n is sent on
  * `c{n % 10}`), so every endpoint gets 2,000 messages: at 50/s that is ~40 s of delivery (slots
- * are 21.2 ms apart, so ~42 s), which keeps the test within its time budget while the limit is
+ * are 22 ms apart, so ~44 s), which keeps the test within its time budget while the limit is
  * what paces every endpoint. Fanning every message out to all 10 endpoints would take 400 s.
  * The run lasts ~60 s on an otherwise idle 2-core machine; when other suites share the cores,
  * publishing (not the limit) sets the pace (130 s was seen on a busy day), hence the generous
