@@ -6,8 +6,7 @@ import { FailureCounter } from "../../src/inbound/failure-counter.js";
 import type { InboxStore } from "../../src/inbound/store/inbox-store.js";
 import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
 import { openSqlite } from "../../src/store/sqlite/database.js";
-
-const T0 = 1_800_000_000_000;
+import { T0, testSource } from "../helpers/inbox.js";
 
 describe("FailureCounter", () => {
   let dir: string;
@@ -17,16 +16,7 @@ describe("FailureCounter", () => {
     const file = join(dir, "pigeon.db");
     openSqlite(file).close();
     store = new ThreadedInboxStore(file);
-    await store.createSource({
-      id: "src_a",
-      uid: null,
-      name: "a",
-      provider: "none",
-      secrets: [],
-      options: {},
-      createdAt: T0,
-      updatedAt: T0,
-    });
+    await store.createSource(testSource("src_a"));
   });
   afterEach(async () => {
     await store.close();

@@ -1,51 +1,15 @@
 import { afterEach, beforeEach, expect, it } from "vitest";
-import { newId } from "../../src/core/ids.js";
 import type { InboxClaim, InboxStore } from "../../src/inbound/store/inbox-store.js";
 import { inboxStoreFor, isUnsupportedInboxStore } from "../../src/inbound/store/open-inbox-store.js";
-import type { NewInboxItem, Source } from "../../src/inbound/types.js";
+import type { NewInboxItem } from "../../src/inbound/types.js";
 import { describeBackend, describeBackends, openTestStore, type TestStore } from "../helpers/backends.js";
+import { testItem as item, testSource as source, T0 } from "../helpers/inbox.js";
 
 /**
  * The InboxStore contract, run against the inbox of each engine backend (the one `engine.inbound`
  * uses: on the engine's own SQLite connection or PostgreSQL pool). Backend-specific behaviour
  * (SQLite checkpoints, cross-process SQLite writers) is in sqlite-inbox-store.test.ts.
  */
-
-const T0 = 1_800_000_000_000;
-
-function source(id: string, fields: Partial<Source> = {}): Source {
-  return {
-    id,
-    uid: null,
-    name: id,
-    provider: "none",
-    secrets: [],
-    options: {},
-    createdAt: T0,
-    updatedAt: T0,
-    ...fields,
-  };
-}
-
-function item(sourceId: string, fields: Partial<NewInboxItem> = {}): NewInboxItem {
-  return {
-    id: newId("in", T0),
-    sourceId,
-    eventId: null,
-    eventType: null,
-    eventTime: null,
-    orderingKey: null,
-    method: "POST",
-    path: "/in/x",
-    query: "",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from("{}"),
-    contentType: "application/json",
-    bodyKind: "json",
-    receivedAt: T0,
-    ...fields,
-  };
-}
 
 function claim(fields: Partial<InboxClaim> = {}): InboxClaim {
   return {

@@ -3,45 +3,9 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { newId } from "../../src/core/ids.js";
 import { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
-import type { NewInboxItem, Source } from "../../src/inbound/types.js";
 import { openSqlite } from "../../src/store/sqlite/database.js";
-
-const T0 = 1_800_000_000_000;
-
-function source(id: string): Source {
-  return {
-    id,
-    uid: null,
-    name: id,
-    provider: "none",
-    secrets: [],
-    options: {},
-    createdAt: T0,
-    updatedAt: T0,
-  };
-}
-
-function item(sourceId: string, fields: Partial<NewInboxItem> = {}): NewInboxItem {
-  return {
-    id: newId("in", T0),
-    sourceId,
-    eventId: null,
-    eventType: null,
-    eventTime: null,
-    orderingKey: null,
-    method: "POST",
-    path: "/in/x",
-    query: "",
-    headers: { "content-type": "application/json" },
-    body: Buffer.from("{}"),
-    contentType: "application/json",
-    bodyKind: "json",
-    receivedAt: T0,
-    ...fields,
-  };
-}
+import { testItem as item, testSource as source } from "../helpers/inbox.js";
 
 /**
  * What only the SQLite inbox does: WAL checkpoints off the event loop and de-duplication across

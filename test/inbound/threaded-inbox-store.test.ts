@@ -3,41 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PigeonError } from "../../src/core/errors.js";
-import { newId } from "../../src/core/ids.js";
 import { InboxThread } from "../../src/inbound/store/inbox-thread-client.js";
 import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
-import type { NewInboxItem, Source } from "../../src/inbound/types.js";
 import { openSqlite } from "../../src/store/sqlite/database.js";
+import { T0, testItem, testSource } from "../helpers/inbox.js";
 
-const T0 = 1_800_000_000_000;
-
-const source = (id: string, uid: string | null = null): Source => ({
-  id,
-  uid,
-  name: id,
-  provider: "none",
-  secrets: [],
-  options: {},
-  createdAt: T0,
-  updatedAt: T0,
-});
-
-const item = (eventId: string | null, body = "{}"): NewInboxItem => ({
-  id: newId("in", T0),
-  sourceId: "src_a",
-  eventId,
-  eventType: null,
-  eventTime: null,
-  orderingKey: null,
-  method: "POST",
-  path: "/in/src_a",
-  query: "",
-  headers: { "content-type": "application/json" },
-  body: Buffer.from(body),
-  contentType: "application/json",
-  bodyKind: "json",
-  receivedAt: T0,
-});
+const source = (id: string, uid: string | null = null) => testSource(id, { uid });
+const item = (eventId: string | null, body = "{}") => testItem("src_a", { eventId, body: Buffer.from(body) });
 
 /**
  * What only the threaded SQLite inbox does (its InboxStore contract is in
