@@ -23,6 +23,14 @@ if (!port) throw new Error("inbox-thread runs only as a worker thread");
 const opened = new Map<number, { db: SqliteDatabase; store: SqliteInboxStore }>();
 let nextHandle = 1;
 
+function reply(id: number, value: unknown): void {
+  port!.postMessage({ id, ok: true, value } satisfies InboxReply);
+}
+
+function replyError(id: number, error: unknown): void {
+  port!.postMessage({ id, ok: false, error: serializeError(error) } satisfies InboxReply);
+}
+
 function storeOf(handle: unknown): SqliteInboxStore {
   const entry = opened.get(Number(handle));
   if (!entry) throw new Error(`inbox thread: inbox ${String(handle)} is not open`);
@@ -90,11 +98,10 @@ async function insertTogether(handle: number, calls: InsertCall[]): Promise<void
       const mine = outcomes.slice(at, at + call.items.length).map(slim);
       at += call.items.length;
       const value = { outcomes: mine, untaken: call.items.filter((i) => untaken.has(i.id)).map((i) => i.id) };
-      port!.postMessage({ id: call.id, ok: true, value } satisfies InboxReply);
+      reply(call.id, value);
     }
   } catch (error) {
-    for (const call of calls)
-      port!.postMessage({ id: call.id, ok: false, error: serializeError(error) } satisfies InboxReply);
+    for (const call of calls) replyError(call.id, error);
   }
 }
 
@@ -143,9 +150,7 @@ const REPLIED_LATER = Symbol("replied later");
 
 port.on("message", (call: InboxCall) => {
   run(call).then(
-    (value) =>
-      value !== REPLIED_LATER && port.postMessage({ id: call.id, ok: true, value } satisfies InboxReply),
-    (error: unknown) =>
-      port.postMessage({ id: call.id, ok: false, error: serializeError(error) } satisfies InboxReply),
+    (value) => value !== REPLIED_LATER && reply(call.id, value),
+    (error: unknown) => replyError(call.id, error),
   );
 });
