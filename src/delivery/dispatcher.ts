@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import type { PigeonConfig } from "../core/config.js";
 import { newId } from "../core/ids.js";
-import { SLOT_LATENESS_TOLERANCE_MS } from "../store/rate-slots.js";
+import { SLOT_LATENESS_TOLERANCE_MS, slotSpacingMs } from "../store/rate-slots.js";
 import type { ClaimedDelivery, DeliveryOutcome, Store } from "../store/store.js";
 import type { Attempt, Endpoint } from "../store/types.js";
 import type { HttpSender, SendResult } from "./http-sender.js";
@@ -51,6 +51,19 @@ interface EndpointQueue {
 }
 
 /**
+ * A rate-limited endpoint's sends in this process take their slots one at a time, so each can be
+ * held to one spacing after the previous send's actual start (see takeRateSlot).
+ */
+interface RatePacer {
+  tail: Promise<void>;
+  lastStartAt: number;
+  waiting: number;
+}
+
+/** Pacers kept for endpoints that went quiet, before old ones are dropped. */
+const RATE_PACERS_KEPT = 1000;
+
+/**
  * Claims due deliveries under a lease, sends them with per-endpoint admission, and records the
  * outcomes in batched transactions.
  *
@@ -71,6 +84,7 @@ export class Dispatcher {
    */
   private readonly sendAgain = new Map<string, ClaimedDelivery>();
   private readonly pendingOutcomes: DeliveryOutcome[] = [];
+  private readonly ratePacers = new Map<string, RatePacer>();
   private readonly claimBatchSize: number;
   private readonly flushBatchSize: number;
   private inFlight = 0;
@@ -291,18 +305,57 @@ export class Dispatcher {
 
   /**
    * Waits for the endpoint's next rate slot; slots are reserved in the store so they hold across
-   * workers. A send that wakes too late for its slot (a busy event loop) gives it up and takes a
-   * new one, so starts never bunch up beyond the limit.
+   * workers. This process's sends of one endpoint take their slots in turn.
    */
   private async waitForRateSlot(item: ClaimedDelivery): Promise<void> {
     const rate = item.endpoint.rateLimit;
     if (rate === null || rate <= 0) return;
-    for (;;) {
-      const slot = await this.store.reserveSendSlot(item.endpoint.id, rate, this.clock.now());
-      const wait = slot - this.clock.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      if (this.clock.now() - slot <= SLOT_LATENESS_TOLERANCE_MS) return;
+    const pacer = this.pacerFor(item.endpoint.id);
+    pacer.waiting += 1;
+    const turn = pacer.tail.then(() => this.takeRateSlot(item.endpoint.id, rate, pacer));
+    pacer.tail = turn.catch(() => undefined);
+    try {
+      await turn;
+    } finally {
+      pacer.waiting -= 1;
     }
+  }
+
+  /**
+   * A slot is never taken sooner than one spacing after this process's last actual start. Timers
+   * fire late on a busy event loop; without this, a send that woke late and the next one on time
+   * would start closer than the spacing, and enough of those bunch past the limit at the receiver
+   * (seen under a full test run on 2 cores). A send that wakes later than the tolerance gives its
+   * slot up and takes a new one, which bounds how far another worker's starts can bunch with ours.
+   */
+  private async takeRateSlot(endpointId: string, rate: number, pacer: RatePacer): Promise<void> {
+    for (;;) {
+      const notBefore = Math.max(this.clock.now(), pacer.lastStartAt + slotSpacingMs(rate));
+      const slot = await this.store.reserveSendSlot(endpointId, rate, notBefore);
+      // A timer may fire a millisecond early; starting before the slot would break the spacing.
+      for (let wait = slot - this.clock.now(); wait > 0; wait = slot - this.clock.now())
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      const now = this.clock.now();
+      if (now - slot <= SLOT_LATENESS_TOLERANCE_MS) {
+        pacer.lastStartAt = now;
+        return;
+      }
+    }
+  }
+
+  private pacerFor(endpointId: string): RatePacer {
+    let pacer = this.ratePacers.get(endpointId);
+    if (!pacer) {
+      if (this.ratePacers.size >= RATE_PACERS_KEPT) {
+        // An idle pacer more than a second old no longer holds anyone back.
+        const stale = this.clock.now() - 1000;
+        for (const [id, p] of this.ratePacers)
+          if (p.waiting === 0 && p.lastStartAt < stale) this.ratePacers.delete(id);
+      }
+      pacer = { tail: Promise.resolve(), lastStartAt: Number.NEGATIVE_INFINITY, waiting: 0 };
+      this.ratePacers.set(endpointId, pacer);
+    }
+    return pacer;
   }
 
   private async send(item: ClaimedDelivery, queue: EndpointQueue): Promise<void> {

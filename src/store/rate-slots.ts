@@ -3,11 +3,12 @@
  * `slotSpacingMs` after slot n. Unlike a token bucket with a one-second burst, spacing means no
  * sliding one-second window holds more than `rate` slots.
  *
- * A send may start a little after its slot (timers fire late when the event loop is busy). The
- * spacing leaves room for that: `rate` slots span 1000 + SLOT_LATENESS_TOLERANCE_MS (+ a margin for
- * arrival jitter), so sends that each start within the tolerance of their slot still fit `rate` to
- * any one-second window. A send
- * later than that gives its slot up and reserves a new one (see the dispatcher).
+ * A send may start a little after its slot (timers fire late when the event loop is busy). Within
+ * one process the dispatcher pushes the next slot back by that lateness, so its starts are always a
+ * full spacing apart. Across workers the spacing leaves room for it: `rate` slots span 1000 +
+ * SLOT_LATENESS_TOLERANCE_MS (+ a margin for arrival jitter), so sends that each start within the
+ * tolerance of their slot still fit `rate` to any one-second window. A send later than that gives
+ * its slot up and reserves a new one (see the dispatcher).
  */
 export const SLOT_LATENESS_TOLERANCE_MS = 60;
 

@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
-import { Sink, type SinkBehaviour } from "../helpers/sink.js";
+import { Sink, type SinkBehaviour, waitUntil } from "../helpers/sink.js";
 
 describe("per-endpoint limits and isolation", () => {
   const open: { close(): Promise<void> }[] = [];
@@ -39,6 +39,34 @@ describe("per-endpoint limits and isolation", () => {
     expect(busiest).toBeLessThanOrEqual(20);
     // …and the limit is a rate, not a trickle: 60 messages take about 3 s, not much more.
     expect(times[times.length - 1]! - times[0]!).toBeLessThan(6000);
+  });
+
+  it("a send that starts late pushes the next one back, so starts never come closer than the spacing", async () => {
+    const { pigeon, appId } = await setup({ PIGEON_ENDPOINT_CONCURRENCY: "8" });
+    const target = await sink();
+    const endpoint = await pigeon.svix.endpoint.create(appId, { url: target.url(), rateLimit: 20 });
+    for (let i = 0; i < 30; i++)
+      await pigeon.svix.message.create(appId, { eventType: "rate.late", payload: { i } });
+    // A busy event loop: every 100 ms it is held for 40 ms, so send timers fire up to 40 ms late
+    // (within the lateness a slot allows) while the next send's timer may be on time.
+    const busy = setInterval(() => {
+      const until = Date.now() + 40;
+      while (Date.now() < until) {
+        // hold the loop
+      }
+    }, 100);
+    try {
+      await target.waitFor(30, 20_000);
+    } finally {
+      clearInterval(busy);
+    }
+    const recorded = async () =>
+      (await pigeon.engine.store.listAttemptsByEndpoint(appId, endpoint.id, { limit: 100 })).data;
+    await waitUntil(async () => (await recorded()).length === 30, 10_000, "30 recorded attempts");
+    const starts = (await recorded()).map((a) => a.createdAt).sort((a, b) => a - b);
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    // Spacing at 20/s is (1000 + 100) / 20 = 55 ms between starts, late or not.
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(55);
   });
 
   it("holds at most PIGEON_ENDPOINT_CONCURRENCY requests open to one endpoint", async () => {

@@ -19,6 +19,8 @@ export class Sink {
     res.end("ok");
   };
   private waiters: { count: number; resolve: () => void }[] = [];
+  /** Kept from listen: a retry can still arrive (and ask for `url()`) while the server closes. */
+  private listenPort = 0;
   private constructor(private readonly server: Server) {}
 
   static async start(behaviour?: SinkBehaviour): Promise<Sink> {
@@ -33,6 +35,7 @@ export class Sink {
     sink = new Sink(server);
     if (behaviour) sink.behaviour = behaviour;
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    sink.listenPort = (server.address() as AddressInfo).port;
     return sink;
   }
 
@@ -51,7 +54,7 @@ export class Sink {
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return this.listenPort;
   }
 
   url(path = "/hook"): string {
