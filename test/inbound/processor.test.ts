@@ -9,6 +9,7 @@ import { retryDelayMs } from "../../src/inbound/retry.js";
 import { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
 import type { InboxItem, Source } from "../../src/inbound/types.js";
 import { openSqlite } from "../../src/store/sqlite/database.js";
+import { testItem } from "../helpers/inbox.js";
 import { waitUntil } from "../helpers/sink.js";
 
 const SOURCE: Source = {
@@ -159,6 +160,48 @@ describe("InboxProcessor", () => {
       statuses.filter((s) => s === "received").length + statuses.filter((s) => s === "processing").length,
     ).toBe(2);
     expect(p.inFlight).toBe(0);
+    await store.close();
+    store.db.close();
+  });
+  it("hands fresh items over without a claim query while nothing waits in the store", async () => {
+    // Counts the claim queries: each one is a transaction on the inbox's one writer.
+    let claims = 0;
+    class CountingStore extends SqliteInboxStore {
+      override async claimItems(...args: Parameters<SqliteInboxStore["claimItems"]>) {
+        claims++;
+        return super.claimItems(...args);
+      }
+    }
+    const store = new CountingStore(openSqlite(file));
+    await store.createSource({ ...SOURCE, options: { concurrency: 4 } });
+    const handled: string[] = [];
+    const p = new InboxProcessor(
+      {
+        store,
+        clock: { now: () => Date.now() },
+        sources: async () => [{ ...SOURCE, options: { concurrency: 4 } }],
+        consumableSourceIds: () => null,
+        consume: async (item) => {
+          handled.push(item.id);
+        },
+      },
+      // A poll far away, so only completions could be what asks for a claim.
+      { leaseMs: 60_000, pollIntervalMs: 60_000, globalConcurrency: 10 },
+    );
+    p.start();
+    // The first claim looks for a backlog at start and finds none.
+    await waitUntil(() => claims === 1 && p.handoff() !== undefined, 5_000, "the start-up claim");
+    for (let i = 0; i < 20; i++) {
+      // What the intake does: insert with the handoff, then start what the processor took.
+      const outcomes = await store.insertItems([testItem(SOURCE.id, { id: newId("in") })], p.handoff());
+      const taken = outcomes.flatMap((o) => (o.status === "received" && o.claimed ? [o.claimed] : []));
+      expect(taken).toHaveLength(1);
+      p.adopt(taken);
+      await waitUntil(() => handled.length === i + 1, 5_000, `item ${i}`);
+    }
+    await waitUntil(() => p.inFlight === 0, 5_000, "the outcomes");
+    expect(claims).toBe(1);
+    await p.stop();
     await store.close();
     store.db.close();
   });

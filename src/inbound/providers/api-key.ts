@@ -1,5 +1,5 @@
 import { configuredEventId, fail, header, NO_SECRETS, OK, usableSecrets } from "./common.js";
-import { safeEqualAny } from "./hmac.js";
+import { safeEqualAnySecret } from "./hmac.js";
 import type { InboundRequest, ProviderOptions, ProviderVerifier, VerifyResult } from "./types.js";
 
 export const DEFAULT_API_KEY_HEADER = "x-api-key";
@@ -18,7 +18,7 @@ function verify(req: InboundRequest, secrets: string[], opts: ProviderOptions): 
     const bearer = /^bearer\s+(.+)$/i.exec(value);
     if (bearer) value = bearer[1]!.trim();
   }
-  return safeEqualAny(value, usable) ? OK : fail("unauthorized", "key matches no secret");
+  return safeEqualAnySecret(value, usable) ? OK : fail("unauthorized", "key matches no secret");
 }
 
 export const apiKey: ProviderVerifier = {

@@ -1,5 +1,5 @@
 import { configuredEventId, fail, header, NO_SECRETS, OK, usableSecrets } from "./common.js";
-import { safeEqualAny } from "./hmac.js";
+import { safeEqualAnySecret } from "./hmac.js";
 import type { InboundRequest, ProviderOptions, ProviderVerifier, VerifyResult } from "./types.js";
 
 /**
@@ -15,7 +15,7 @@ function verify(req: InboundRequest, secrets: string[]): VerifyResult {
   const match = /^basic\s+([A-Za-z0-9+/=._~-]+)\s*$/i.exec(value);
   if (!match) return fail("unauthorized", "Authorization is not Basic");
   const credentials = Buffer.from(match[1]!, "base64").toString("utf8");
-  return safeEqualAny(credentials, usable) ? OK : fail("unauthorized", "credentials match no secret");
+  return safeEqualAnySecret(credentials, usable) ? OK : fail("unauthorized", "credentials match no secret");
 }
 
 export const basic: ProviderVerifier = {

@@ -8,7 +8,7 @@ import {
   textResponse,
   usableSecrets,
 } from "./common.js";
-import { safeEqualAny } from "./hmac.js";
+import { safeEqualAnySecret } from "./hmac.js";
 import { verifyHubSignature } from "./hub-signature.js";
 import type { HandshakeResponse, InboundRequest, ProviderOptions, ProviderVerifier } from "./types.js";
 
@@ -27,7 +27,7 @@ function handshake(req: InboundRequest, secrets: string[], opts: ProviderOptions
   const token = req.query.get("hub.verify_token") ?? "";
   const challenge = req.query.get("hub.challenge");
   const accepted = opts.verifyToken ? [opts.verifyToken] : usableSecrets(secrets);
-  if (mode !== "subscribe" || challenge === null || token === "" || !safeEqualAny(token, accepted)) {
+  if (mode !== "subscribe" || challenge === null || token === "" || !safeEqualAnySecret(token, accepted)) {
     return textResponse(403, "Forbidden");
   }
   return textResponse(200, challenge);

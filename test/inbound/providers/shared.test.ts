@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { safeEqual, safeEqualAny } from "../../../src/inbound/providers/hmac.js";
+import { safeEqual, safeEqualAny, safeEqualAnySecret } from "../../../src/inbound/providers/hmac.js";
 import {
   answerHandshake,
   getByPointer,
@@ -34,6 +34,14 @@ describe("safeEqual", () => {
     expect(safeEqualAny("k2", ["k1", "k2", "k3"])).toBe(true);
     expect(safeEqualAny("k4", ["k1", "k2"])).toBe(false);
     expect(safeEqualAny("k", [])).toBe(false);
+  });
+
+  it("compares a given credential with secrets of any length", () => {
+    expect(safeEqualAnySecret("user:pass", ["other", "user:pass"])).toBe(true);
+    expect(safeEqualAnySecret("user:pas", ["user:pass"])).toBe(false);
+    expect(safeEqualAnySecret("user:passs", ["user:pass"])).toBe(false);
+    expect(safeEqualAnySecret("", ["user:pass"])).toBe(false);
+    expect(safeEqualAnySecret("k", [])).toBe(false);
   });
 });
 
