@@ -25,6 +25,12 @@ export function toInboundRequest(init: InboundRequestInit): InboundRequest {
     url: init.url,
     headers,
     query: new URLSearchParams(query),
-    rawBody: typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body),
+    // A Buffer is used as it is (the intake's body, read once); other byte arrays are wrapped, not copied.
+    rawBody:
+      typeof body === "string"
+        ? Buffer.from(body, "utf8")
+        : Buffer.isBuffer(body)
+          ? body
+          : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
   };
 }

@@ -33,7 +33,23 @@ const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
 type DecodedSecret = { kind: "hmac"; key: Buffer } | { kind: "ed25519"; key: KeyObject };
 
+/**
+ * Decoded secrets by their text: a source's secrets are few and change rarely, and decoding (an
+ * Ed25519 key object above all) costs more than the HMAC it feeds. Bounded, so rotated-out and
+ * deleted secrets do not pile up.
+ */
+const decodedSecrets = new Map<string, DecodedSecret | undefined>();
+const DECODED_SECRETS_KEPT = 1024;
+
 function decodeSecret(secret: string): DecodedSecret | undefined {
+  if (decodedSecrets.has(secret)) return decodedSecrets.get(secret);
+  const decoded = decodeSecretText(secret);
+  if (decodedSecrets.size >= DECODED_SECRETS_KEPT) decodedSecrets.clear();
+  decodedSecrets.set(secret, decoded);
+  return decoded;
+}
+
+function decodeSecretText(secret: string): DecodedSecret | undefined {
   try {
     if (secret.startsWith("whpk_")) {
       const raw = Buffer.from(secret.slice(5), "base64");
