@@ -75,6 +75,37 @@ describe("ThreadedInboxStore", () => {
     expect(outcomes[1]).toMatchObject({ status: "duplicate" });
   });
 
+  it("sends outcomes along with the next insert while requests arrive, and alone when none comes", async () => {
+    const methods: string[] = [];
+    const call = InboxThread.prototype.call;
+    InboxThread.prototype.call = function <T>(this: InboxThread, method: string, args: unknown[]) {
+      methods.push(method);
+      return call.call(this, method, args) as Promise<T>;
+    };
+    try {
+      const handoff = { leaseUntil: T0 + 60_000, take: () => true, untake: () => undefined };
+      const taken = await store.insertItems([item("evt_r1"), item("evt_r2")], handoff);
+      const [first, second] = taken.map((o) => o.id);
+      methods.length = 0;
+      // An insert was just sent: the outcome waits for the next one and commits in its transaction.
+      const recorded = store.completeItems(
+        [{ id: first!, sourceId: "src_a", result: "processed", stale: false }],
+        T0,
+      );
+      await store.insertItems([item("evt_r3")]);
+      await recorded;
+      expect(methods).toEqual(["insertItems"]);
+      expect((await store.getItem("src_a", first!))?.status).toBe("processed");
+      // No insert follows: the outcome goes on its own within the ride window.
+      methods.length = 0;
+      await store.completeItems([{ id: second!, sourceId: "src_a", result: "processed", stale: false }], T0);
+      expect(methods).toEqual(["completeItems"]);
+      expect((await store.getItem("src_a", second!))?.status).toBe("processed");
+    } finally {
+      InboxThread.prototype.call = call;
+    }
+  });
+
   it("fails the calls a dying thread had, then carries on with a new one", async () => {
     const before = await store.insertItems([item("evt_a")]);
     const inFlight = expect(store.insertItems([item("evt_b")])).rejects.toThrow(/inbox thread/);

@@ -8,7 +8,7 @@
 import { parentPort } from "node:worker_threads";
 import { openSqlite, type SqliteDatabase } from "../../store/sqlite/database.js";
 import type { InsertOutcome, NewInboxItem } from "../types.js";
-import type { Handoff } from "./inbox-store.js";
+import type { Handoff, OutcomeBatch } from "./inbox-store.js";
 import { SqliteInboxStore } from "./sqlite-inbox-store.js";
 import {
   type InboxCall,
@@ -42,6 +42,8 @@ interface InsertCall {
   items: NewInboxItem[];
   takes: boolean[] | null;
   leaseUntil: number;
+  /** Outcomes sent along with the insert, committed in its transaction. */
+  settled: OutcomeBatch[];
 }
 
 /**
@@ -92,7 +94,8 @@ async function insertTogether(handle: number, calls: InsertCall[]): Promise<void
         }
       : undefined;
   try {
-    const outcomes = await storeOf(handle).insertItems(items, handoff);
+    const settled = calls.flatMap((c) => c.settled);
+    const outcomes = await storeOf(handle).insertItems(items, handoff, settled);
     let at = 0;
     for (const call of calls) {
       const mine = outcomes.slice(at, at + call.items.length).map(slim);
@@ -131,9 +134,14 @@ async function run(call: InboxCall): Promise<unknown> {
       return undefined;
     }
     case "insertItems": {
-      const [items, takes, leaseUntil] = args as [NewInboxItem[], boolean[] | null, number];
+      const [items, takes, leaseUntil, settled] = args as [
+        NewInboxItem[],
+        boolean[] | null,
+        number,
+        OutcomeBatch[] | undefined,
+      ];
       storeOf(handle);
-      queueInsert(Number(handle), { id: call.id, items, takes, leaseUntil });
+      queueInsert(Number(handle), { id: call.id, items, takes, leaseUntil, settled: settled ?? [] });
       return REPLIED_LATER;
     }
     default: {

@@ -20,6 +20,7 @@ import {
   type InboxQuery,
   type InboxStore,
   keyOf,
+  type OutcomeBatch,
   type SourceStats,
   type VerifyFailureTally,
 } from "./inbox-store.js";
@@ -217,11 +218,22 @@ export class SqliteInboxStore implements InboxStore {
 
   // Intake -------------------------------------------------------------------------------------
 
-  async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
-    if (items.length === 0) return [];
+  /**
+   * `settled`: outcomes committed in the same transaction, before the items (the inbox thread
+   * sends outcomes along with the next insert; see ThreadedInboxStore.completeItems).
+   */
+  async insertItems(
+    items: NewInboxItem[],
+    handoff?: Handoff,
+    settled: readonly OutcomeBatch[] = [],
+  ): Promise<InsertOutcome[]> {
+    if (items.length === 0 && settled.length === 0) return [];
     const taken: string[] = [];
     try {
-      return await this.durableTx(() => items.map((item) => this.insertOne(item, handoff, taken)));
+      return await this.durableTx(() => {
+        for (const batch of settled) this.applyOutcomes(batch.outcomes, batch.now);
+        return items.map((item) => this.insertOne(item, handoff, taken));
+      });
     } catch (error) {
       for (const id of taken) handoff?.untake(id);
       throw error;
@@ -345,64 +357,66 @@ export class SqliteInboxStore implements InboxStore {
    */
   async completeItems(outcomes: ItemOutcome[], now: number): Promise<void> {
     if (outcomes.length === 0) return;
-    this.relaxedTx(() => {
-      for (const o of outcomes) {
-        // Only an item still in `processing` is ours to finish; a requeue or delete wins.
-        switch (o.result) {
-          case "processed":
+    this.relaxedTx(() => this.applyOutcomes(outcomes, now));
+  }
+
+  private applyOutcomes(outcomes: readonly ItemOutcome[], now: number): void {
+    for (const o of outcomes) {
+      // Only an item still in `processing` is ours to finish; a requeue or delete wins.
+      switch (o.result) {
+        case "processed":
+          this.run(
+            `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = ?, last_error = NULL,
+               next_attempt_at = NULL, processed_at = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
+            o.stale ? 1 : 0,
+            now,
+            now,
+            o.id,
+          );
+          if (o.mark) {
             this.run(
-              `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = ?, last_error = NULL,
-                 next_attempt_at = NULL, processed_at = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
-              o.stale ? 1 : 0,
-              now,
-              now,
+              `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
+                 VALUES (?, ?, ?, ?)
+                 ON CONFLICT (source_id, ordering_key) DO UPDATE SET
+                   newest_event_time = excluded.newest_event_time, item_id = excluded.item_id
+                 WHERE excluded.newest_event_time > inbound_order_marks.newest_event_time`,
+              o.sourceId,
+              o.mark.key,
+              o.mark.eventTime,
               o.id,
             );
-            if (o.mark) {
-              this.run(
-                `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
-                   VALUES (?, ?, ?, ?)
-                   ON CONFLICT (source_id, ordering_key) DO UPDATE SET
-                     newest_event_time = excluded.newest_event_time, item_id = excluded.item_id
-                   WHERE excluded.newest_event_time > inbound_order_marks.newest_event_time`,
-                o.sourceId,
-                o.mark.key,
-                o.mark.eventTime,
-                o.id,
-              );
-            }
-            break;
-          case "stale":
-            this.run(
-              `UPDATE inbox_items SET status = 'stale', next_attempt_at = NULL, processed_at = ?, updated_at = ?
-                 WHERE id = ? AND status = 'processing'`,
-              now,
-              now,
-              o.id,
-            );
-            break;
-          case "retry":
-            this.run(
-              `UPDATE inbox_items SET status = 'received', attempts = attempts + 1, next_attempt_at = ?,
-                 last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
-              o.nextAttemptAt,
-              o.error,
-              now,
-              o.id,
-            );
-            break;
-          case "failed":
-            this.run(
-              `UPDATE inbox_items SET status = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
-                 last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
-              o.error,
-              now,
-              o.id,
-            );
-            break;
-        }
+          }
+          break;
+        case "stale":
+          this.run(
+            `UPDATE inbox_items SET status = 'stale', next_attempt_at = NULL, processed_at = ?, updated_at = ?
+               WHERE id = ? AND status = 'processing'`,
+            now,
+            now,
+            o.id,
+          );
+          break;
+        case "retry":
+          this.run(
+            `UPDATE inbox_items SET status = 'received', attempts = attempts + 1, next_attempt_at = ?,
+               last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
+            o.nextAttemptAt,
+            o.error,
+            now,
+            o.id,
+          );
+          break;
+        case "failed":
+          this.run(
+            `UPDATE inbox_items SET status = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
+               last_error = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
+            o.error,
+            now,
+            o.id,
+          );
+          break;
       }
-    });
+    }
   }
 
   async releaseItems(ids: string[], now: number): Promise<void> {

@@ -6,6 +6,7 @@ import type {
   InboxClaim,
   InboxQuery,
   InboxStore,
+  OutcomeBatch,
   SourceStats,
   VerifyFailureTally,
 } from "./inbox-store.js";
@@ -28,10 +29,27 @@ import type { ThreadInsertOutcome } from "./thread-protocol.js";
  * (this thread, the engine's store on the main thread) share SQLite's write lock; each
  * transaction here is short, and a writer that finds it taken waits (busy_timeout).
  */
+/**
+ * How long outcomes wait for an insert to ride along with, and how recent the last insert must be
+ * for one to be expected. Each message to the thread wakes it and then the event loop for the
+ * answer, and a wake-up costs about 50–90 µs of CPU on a small VM: at 1,000 requests/s, outcomes
+ * sent on their own were a third of the messages and a commit of their own each.
+ */
+const OUTCOME_RIDE_MS = 2;
+const INSERTS_ARRIVING_MS = 5;
+
+interface WaitingOutcomes extends OutcomeBatch {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 export class ThreadedInboxStore implements InboxStore {
   readonly kind = "sqlite" as const;
   private thread: InboxThread | undefined;
   private handle: Promise<number> | undefined;
+  private waitingOutcomes: WaitingOutcomes[] = [];
+  private outcomeTimer: NodeJS.Timeout | undefined;
+  private lastInsertAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly file: string) {}
 
@@ -56,6 +74,7 @@ export class ThreadedInboxStore implements InboxStore {
   }
 
   async close(): Promise<void> {
+    await this.sendWaitingOutcomes().catch(() => undefined);
     if (!this.thread?.alive || !this.handle) return;
     const thread = this.thread;
     const handle = await this.handle.catch(() => undefined);
@@ -99,15 +118,20 @@ export class ThreadedInboxStore implements InboxStore {
   async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
     if (items.length === 0) return [];
     const takes = handoff ? items.map((item) => handoff.take(item)) : null;
+    const riding = this.takeWaitingOutcomes();
+    this.lastInsertAt = performance.now();
     let reply: { outcomes: ThreadInsertOutcome[]; untaken: string[] };
     try {
-      reply = await this.call("insertItems", items, takes, handoff?.leaseUntil ?? 0);
+      const settled: OutcomeBatch[] = riding.map(({ outcomes, now }) => ({ outcomes, now }));
+      reply = await this.call("insertItems", items, takes, handoff?.leaseUntil ?? 0, settled);
     } catch (error) {
       items.forEach((item, i) => {
         if (takes?.[i]) handoff?.untake(item.id);
       });
+      for (const waiting of riding) waiting.reject(error);
       throw error;
     }
+    for (const waiting of riding) waiting.resolve();
     for (const id of reply.untaken) handoff?.untake(id);
     return reply.outcomes.map((outcome, i): InsertOutcome => {
       if (outcome.status !== "received") return outcome;
@@ -129,8 +153,32 @@ export class ThreadedInboxStore implements InboxStore {
     return this.call<ClaimedItem[]>("claimItems", claim).then(withBuffers);
   }
 
+  /**
+   * While requests are arriving, outcomes ride with the next insert (one message, one commit),
+   * waiting at most OUTCOME_RIDE_MS for it; otherwise they go at once.
+   */
   completeItems(outcomes: ItemOutcome[], now: number): Promise<void> {
-    return this.call("completeItems", outcomes, now);
+    if (outcomes.length === 0) return Promise.resolve();
+    if (performance.now() - this.lastInsertAt > INSERTS_ARRIVING_MS)
+      return this.call("completeItems", outcomes, now);
+    return new Promise((resolve, reject) => {
+      this.waitingOutcomes.push({ outcomes, now, resolve, reject });
+      this.outcomeTimer ??= setTimeout(() => this.sendWaitingOutcomes(), OUTCOME_RIDE_MS);
+    });
+  }
+
+  private takeWaitingOutcomes(): WaitingOutcomes[] {
+    clearTimeout(this.outcomeTimer);
+    this.outcomeTimer = undefined;
+    return this.waitingOutcomes.splice(0);
+  }
+
+  /** No insert came in time: the outcomes go on their own, each batch with its own time. */
+  private sendWaitingOutcomes(): Promise<void> {
+    const waiting = this.takeWaitingOutcomes();
+    if (waiting.length === 0) return Promise.resolve();
+    const sent = waiting.map((w) => this.call("completeItems", w.outcomes, w.now).then(w.resolve, w.reject));
+    return Promise.all(sent).then(() => undefined);
   }
 
   releaseItems(ids: string[], now: number): Promise<void> {
