@@ -10,7 +10,7 @@ const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 export type IdPrefix = "app" | "ep" | "msg" | "atmpt" | "dlv" | "src" | "in" | "evt" | "op";
 
 let lastMs = 0;
-let lastRandom = new Uint8Array(10);
+let lastRandom: Uint8Array = new Uint8Array(10);
 
 function encodeTime(ms: number): string {
   let out = "";
@@ -55,8 +55,26 @@ function nextRandom(ms: number): Uint8Array {
     return next;
   }
   lastMs = ms;
-  lastRandom = new Uint8Array(randomBytes(10));
+  lastRandom = takeRandom(10);
   return lastRandom;
+}
+
+/**
+ * Random bytes drawn from a pool refilled 4 KiB at a time: each draw from the OS is a system
+ * call, which on a small VM costs as much as building the rest of the id.
+ */
+const RANDOM_POOL_BYTES = 4096;
+let randomPool = randomBytes(RANDOM_POOL_BYTES);
+let randomPoolAt = 0;
+
+function takeRandom(length: number): Uint8Array {
+  if (randomPoolAt + length > randomPool.length) {
+    randomPool = randomBytes(RANDOM_POOL_BYTES);
+    randomPoolAt = 0;
+  }
+  const bytes = new Uint8Array(randomPool.subarray(randomPoolAt, randomPoolAt + length));
+  randomPoolAt += length;
+  return bytes;
 }
 
 export function newId(prefix: IdPrefix, nowMs: number = Date.now()): string {

@@ -39,6 +39,9 @@ const CLAIM_COALESCE_MS = 2;
  */
 const FLUSH_DELAY_MS = { shared: 25, sqlite: 10 } as const;
 
+/** How soon outcomes whose write failed are written again. */
+const FLUSH_RETRY_MS = 1000;
+
 /** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
 
@@ -84,6 +87,10 @@ export class Dispatcher {
    */
   private readonly sendAgain = new Map<string, ClaimedDelivery>();
   private readonly pendingOutcomes: DeliveryOutcome[] = [];
+  /** Outcomes in the transaction being written now. */
+  private recording = 0;
+  /** A send waited for outcomes to be recorded (see mayStartSend); the next flush restarts it. */
+  private waitingForRecords = false;
   private readonly ratePacers = new Map<string, RatePacer>();
   private readonly claimBatchSize: number;
   private readonly flushBatchSize: number;
@@ -289,11 +296,27 @@ export class Dispatcher {
     this.wakeTimer.unref?.();
   }
 
+  /**
+   * Sent but not yet recorded: what a crash now would send again. Sends in flight are at most
+   * the global cap, and so are outcomes waiting for their commit (see mayStartSend), so a crash
+   * re-sends at most twice the cap, however slow the commits are at the time.
+   */
+  private get unrecorded(): number {
+    return this.inFlight + this.pendingOutcomes.length + this.recording;
+  }
+
+  private mayStartSend(): boolean {
+    const cap = this.config.globalConcurrency;
+    if (this.inFlight < cap && this.unrecorded < 2 * cap) return true;
+    if (this.inFlight < cap) this.waitingForRecords = true;
+    return false;
+  }
+
   private pump(endpointId: string, queue: EndpointQueue): void {
     while (
       queue.waiting.length > 0 &&
       queue.active < this.config.endpointConcurrency &&
-      this.inFlight < this.config.globalConcurrency
+      this.mayStartSend()
     ) {
       const item = queue.waiting.shift()!;
       queue.active += 1;
@@ -307,15 +330,19 @@ export class Dispatcher {
    * Waits for the endpoint's next rate slot; slots are reserved in the store so they hold across
    * workers. This process's sends of one endpoint take their slots in turn.
    */
-  private async waitForRateSlot(item: ClaimedDelivery): Promise<void> {
+  /** Resolves with the send's start time once it may start (now, for an endpoint without a limit). */
+  private async waitForRateSlot(item: ClaimedDelivery): Promise<number> {
     const rate = item.endpoint.rateLimit;
-    if (rate === null || rate <= 0) return;
+    if (rate === null || rate <= 0) return this.clock.now();
     const pacer = this.pacerFor(item.endpoint.id);
     pacer.waiting += 1;
     const turn = pacer.tail.then(() => this.takeRateSlot(item.endpoint.id, rate, pacer));
-    pacer.tail = turn.catch(() => undefined);
+    pacer.tail = turn.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      await turn;
+      return await turn;
     } finally {
       pacer.waiting -= 1;
     }
@@ -328,7 +355,7 @@ export class Dispatcher {
    * (seen under a full test run on 2 cores). A send that wakes later than the tolerance gives its
    * slot up and takes a new one, which bounds how far another worker's starts can bunch with ours.
    */
-  private async takeRateSlot(endpointId: string, rate: number, pacer: RatePacer): Promise<void> {
+  private async takeRateSlot(endpointId: string, rate: number, pacer: RatePacer): Promise<number> {
     for (;;) {
       const notBefore = Math.max(this.clock.now(), pacer.lastStartAt + slotSpacingMs(rate));
       const slot = await this.store.reserveSendSlot(endpointId, rate, notBefore);
@@ -338,7 +365,7 @@ export class Dispatcher {
       const now = this.clock.now();
       if (now - slot <= SLOT_LATENESS_TOLERANCE_MS) {
         pacer.lastStartAt = now;
-        return;
+        return now;
       }
     }
   }
@@ -361,8 +388,9 @@ export class Dispatcher {
   private async send(item: ClaimedDelivery, queue: EndpointQueue): Promise<void> {
     let outcome: DeliveryOutcome;
     try {
-      if (!item.endpoint.disabled) await this.waitForRateSlot(item);
-      outcome = item.endpoint.disabled ? this.skipDisabled(item) : await this.attempt(item);
+      outcome = item.endpoint.disabled
+        ? this.skipDisabled(item)
+        : await this.attempt(item, await this.waitForRateSlot(item));
     } catch (error) {
       // A bug in building the request must not lose the delivery: record it and retry later.
       const message = error instanceof Error ? error.message : String(error);
@@ -430,8 +458,8 @@ export class Dispatcher {
     return { deliveryId: item.delivery.id, endpointId: item.endpoint.id, result: "failed" };
   }
 
-  private async attempt(item: ClaimedDelivery): Promise<DeliveryOutcome> {
-    const startedAt = this.clock.now();
+  /** `startedAt`: the time the send got its rate slot, which the pacing spaces (and records). */
+  private async attempt(item: ClaimedDelivery, startedAt: number): Promise<DeliveryOutcome> {
     const request = buildSignedRequest({
       webhookId: item.message.id,
       payload: item.message.payload,
@@ -516,19 +544,34 @@ export class Dispatcher {
     while (this.flushing) await this.flushing;
     if (this.pendingOutcomes.length === 0) return;
     const batch = this.pendingOutcomes.splice(0, this.pendingOutcomes.length);
+    this.recording = batch.length;
     this.flushing = (async () => {
+      let recorded = false;
       try {
         await this.store.completeDeliveries(batch, this.clock.now());
+        recorded = true;
+        this.recording = 0;
         for (const outcome of batch) {
           this.owned.delete(outcome.deliveryId);
           await this.resendIfQueuedAgain(outcome.deliveryId);
         }
       } catch (error) {
-        // Keep them: the next flush tries again; if we die first, the leases bring them back.
-        this.pendingOutcomes.unshift(...batch);
-        console.error("pigeon: recording delivery outcomes failed; will retry", error);
+        if (recorded) {
+          console.error("pigeon: re-queueing a resent delivery failed", error);
+        } else {
+          // Keep them: a later flush tries again; if we die first, the leases bring them back.
+          this.recording = 0;
+          this.pendingOutcomes.unshift(...batch);
+          console.error("pigeon: recording delivery outcomes failed; will retry", error);
+        }
       } finally {
         this.flushing = undefined;
+      }
+      // Sends may be waiting for these records, so a failed write is tried again on its own.
+      if (!recorded) setTimeout(() => void this.flush(), FLUSH_RETRY_MS);
+      if (this.waitingForRecords) {
+        this.waitingForRecords = false;
+        for (const [id, q] of this.queues) this.pump(id, q);
       }
     })();
     await this.flushing;

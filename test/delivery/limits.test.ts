@@ -137,4 +137,36 @@ describe("global concurrency cap", () => {
       for (const s of sinks) await s.close();
     }
   });
+
+  it("stops sending while twice PIGEON_CONCURRENCY deliveries are sent but unrecorded", async () => {
+    // What a crash re-sends is what was sent and not yet recorded; that must stay bounded even
+    // when recording is slow.
+    const pigeon = await startPigeon({ PIGEON_CONCURRENCY: "4" });
+    const target = await Sink.start();
+    try {
+      const appId = (await pigeon.svix.application.create({ name: "Records" })).id;
+      await pigeon.svix.endpoint.create(appId, { url: target.url() });
+      const store = pigeon.engine.store;
+      const complete = store.completeDeliveries.bind(store);
+      let release: () => void = () => undefined;
+      const stalled = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      store.completeDeliveries = async (...args) => {
+        await stalled;
+        return complete(...args);
+      };
+      for (let i = 0; i < 30; i++)
+        await pigeon.svix.message.create(appId, { eventType: "record.slow", payload: { i } });
+      await target.waitFor(8, 10_000);
+      // Nothing is recorded: 4 in flight plus 4 waiting for their commit is all it may send.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(target.received).toHaveLength(8);
+      release();
+      await target.waitFor(30, 20_000);
+    } finally {
+      await pigeon.close();
+      await target.close();
+    }
+  });
 });

@@ -131,6 +131,9 @@ export class ThreadedInboxStore implements InboxStore {
       for (const waiting of riding) waiting.reject(error);
       throw error;
     }
+    // Counted from the answer too: the processor records outcomes after it, and under load the
+    // round trip alone can outlast INSERTS_ARRIVING_MS.
+    this.lastInsertAt = performance.now();
     for (const waiting of riding) waiting.resolve();
     for (const id of reply.untaken) handoff?.untake(id);
     return reply.outcomes.map((outcome, i): InsertOutcome => {
