@@ -6,6 +6,7 @@ import { InboundService } from "../inbound/service.js";
 import { sourceProblems } from "../inbound/source-options.js";
 import type { InboxStore } from "../inbound/store/inbox-store.js";
 import { SqliteInboxStore } from "../inbound/store/sqlite-inbox-store.js";
+import { ThreadedInboxStore } from "../inbound/store/threaded-inbox-store.js";
 import type { InboundHandler, InboxItem, Source, SourceOptions } from "../inbound/types.js";
 import { openSqlite } from "../store/sqlite/database.js";
 
@@ -78,8 +79,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     throw new TypeError(`createReceiver: ${problems.map((p) => `${p.loc.join(".")}: ${p.msg}`).join("; ")}`);
   }
 
-  const db = openSqlite(inboxPath);
-  const inbox = new SqliteInboxStore(db);
+  const { inbox, closeFile } = openInbox(inboxPath);
   const service = new InboundService(
     { inbox, clock },
     {
@@ -118,7 +118,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       stopped = true;
       await ready.catch(() => undefined);
       await service.stop();
-      db.close();
+      closeFile();
     },
     source: () => ready,
     async items(status?: InboxItem["status"]) {
@@ -134,4 +134,17 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     },
   });
   return receiver;
+}
+
+/**
+ * The inbox file on the inbox thread, as `pigeon serve` has it, so the app's event loop keeps
+ * serving while SQLite writes and syncs. The file is created and migrated here first, so a bad
+ * path fails createReceiver itself. `:memory:` stays on this thread (a second connection would
+ * see another database).
+ */
+function openInbox(path: string): { inbox: InboxStore; closeFile: () => void } {
+  const db = openSqlite(path);
+  if (db.memory) return { inbox: new SqliteInboxStore(db), closeFile: () => db.close() };
+  db.close();
+  return { inbox: new ThreadedInboxStore(path), closeFile: () => undefined };
 }
