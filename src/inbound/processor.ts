@@ -37,9 +37,19 @@ export interface ProcessorDeps {
 interface Held {
   sourceId: string;
   key: string | null;
+  /** Taken at insert while the source's caps were full: waits here, not in the store, to start. */
+  queued: boolean;
   /** The handler is done; the item waits for its outcome to be committed. */
   finished: boolean;
 }
+
+/**
+ * Items the handoff may take beyond a full cap, per cap's worth of concurrency. They wait in
+ * memory and start as slots free; otherwise each would be stored unclaimed and read back by a
+ * claim query (a transaction on the inbox's one writer, and the body read again) moments later.
+ * A crash loses nothing: they are stored under a lease and were never handed to anyone.
+ */
+const QUEUE_PER_CAP = 2;
 
 class HandlerTimeout extends Error {
   constructor(ms: number) {
@@ -80,10 +90,17 @@ export class InboxProcessor {
   private readonly claimBatchSize: number;
   private readonly held = new Map<string, Held>();
   private readonly heldBySource = new Map<string, number>();
+  private readonly queuedBySource = new Map<string, number>();
   /** Held items whose handler has not finished yet: what the concurrency caps count. */
   private readonly activeBySource = new Map<string, number>();
   private active = 0;
   private readonly busyKeys = new Set<string>();
+  /** Taken items waiting for a free slot, per source, oldest first (see QUEUE_PER_CAP). */
+  private readonly queued = new Map<string, ClaimedItem[]>();
+  private queuedCount = 0;
+  /** What the pending claim may take, per source and in all (see takeBesideClaim). */
+  private claimReserved = new Map<string, number>();
+  private claimReservedTotal = 0;
   private readonly rates = new SourceRateLimiter();
   private readonly pending: ItemOutcome[] = [];
   private readonly tasks = new Set<Promise<void>>();
@@ -141,9 +158,39 @@ export class InboxProcessor {
     const now = this.deps.clock.now();
     for (const claim of claims) {
       const entry = this.snapshot.get(claim.item.sourceId);
-      if (entry) this.begin(claim, entry.source, now);
-      else this.release(claim.item.id);
+      if (!entry) this.release(claim.item.id);
+      else if (this.held.get(claim.item.id)?.queued) this.enqueue(claim);
+      else this.begin(claim, entry.source, now);
     }
+  }
+
+  private enqueue(claim: ClaimedItem): void {
+    const queue = this.queued.get(claim.item.sourceId);
+    if (queue) queue.push(claim);
+    else this.queued.set(claim.item.sourceId, [claim]);
+    // A slot may have freed while the insert was committing.
+    this.startQueued(claim.item.sourceId);
+  }
+
+  /** Starts queued items of a source while its caps allow. */
+  private startQueued(sourceId: string): void {
+    const queue = this.queued.get(sourceId);
+    const entry = this.snapshot.get(sourceId);
+    if (!queue || !entry || !this.running) return;
+    const now = this.deps.clock.now();
+    while (queue.length > 0 && this.room(sourceId, entry.settings.concurrency) > 0) {
+      const claim = queue.shift()!;
+      const held = this.held.get(claim.item.id);
+      if (!held?.queued) continue;
+      held.queued = false;
+      this.queuedCount--;
+      bump(this.queuedBySource, sourceId, -1);
+      bump(this.heldBySource, sourceId, 1);
+      bump(this.activeBySource, sourceId, 1);
+      this.active++;
+      this.begin(claim, entry.source, now);
+    }
+    if (queue.length === 0) this.queued.delete(sourceId);
   }
 
   /** New items were stored unclaimed: from now on they queue for the claim. */
@@ -153,13 +200,42 @@ export class InboxProcessor {
   }
 
   private take(item: NewInboxItem): boolean {
-    if (this.claimPending) return false;
     const entry = this.snapshot.get(item.sourceId);
     if (!entry?.consumable || entry.settings.ratePerSecond !== null) return false;
-    if (this.room(item.sourceId, entry.settings.concurrency) <= 0) return false;
     if (item.orderingKey !== null && this.busyKeys.has(keyOf(item.sourceId, item.orderingKey))) return false;
-    this.hold(item);
+    if (this.claimPending) return this.takeBesideClaim(item, entry.settings.concurrency);
+    if (this.room(item.sourceId, entry.settings.concurrency) > 0) {
+      this.hold(item);
+      return true;
+    }
+    const cap = entry.settings.concurrency;
+    if (this.queuedFor(item.sourceId) >= QUEUE_PER_CAP * cap) return false;
+    if (this.queuedCount >= QUEUE_PER_CAP * this.options.globalConcurrency) return false;
+    this.hold(item, true);
     return true;
+  }
+
+  /**
+   * A claim is choosing items right now and may take up to what it reserved (slots and queue).
+   * Beyond that an item may still wait in the queue; refusing it sent it to the store and made
+   * the next claim, and under load the claims never ended. An item with an ordering key is left
+   * to the store: the claim may be taking an older item of the same key.
+   */
+  private takeBesideClaim(item: NewInboxItem, cap: number): boolean {
+    if (item.orderingKey !== null) return false;
+    const reserved = this.claimReserved.get(item.sourceId) ?? 0;
+    const sourceSpace =
+      Math.max(0, this.room(item.sourceId, cap)) + QUEUE_PER_CAP * cap - this.queuedFor(item.sourceId);
+    const globalSpace =
+      Math.max(0, this.globalRoom()) + QUEUE_PER_CAP * this.options.globalConcurrency - this.queuedCount;
+    if (sourceSpace - reserved <= 0 || globalSpace - this.claimReservedTotal <= 0) return false;
+    this.hold(item, true);
+    return true;
+  }
+
+  /** Items of a source taken and not started, whether their insert is committed yet or not. */
+  private queuedFor(sourceId: string): number {
+    return this.queuedBySource.get(sourceId) ?? 0;
   }
 
   start(): void {
@@ -176,6 +252,8 @@ export class InboxProcessor {
     const unstarted = [...this.waitingForSlot.keys()];
     for (const timer of this.waitingForSlot.values()) clearTimeout(timer);
     this.waitingForSlot.clear();
+    for (const queue of this.queued.values()) for (const claim of queue) unstarted.push(claim.item.id);
+    this.queued.clear();
     while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
     await this.flushNow();
     if (unstarted.length > 0) await this.deps.store.releaseItems(unstarted, this.deps.clock.now());
@@ -250,6 +328,10 @@ export class InboxProcessor {
         const { slots, retryAt } = this.rates.available(source.id, settings.ratePerSecond, now);
         if (retryAt !== undefined) rateWakeAt = Math.min(rateWakeAt ?? retryAt, retryAt);
         left = Math.min(left, slots);
+      } else {
+        // Beyond the free slots, fill the source's queue too, so one claim drains a backlog
+        // that fits in memory and new items go back to the handoff.
+        left += Math.max(0, QUEUE_PER_CAP * settings.concurrency - this.queuedFor(source.id));
       }
       if (left <= 0) exclude.push(source.id);
       else roomBySource[source.id] = left;
@@ -261,7 +343,8 @@ export class InboxProcessor {
     let sourceRoom = 0;
     for (const [id, left] of Object.entries(roomBySource))
       if (consumable?.has(id) ?? true) sourceRoom += left;
-    const limit = Math.min(this.claimBatchSize, room, sourceRoom);
+    const queueRoom = Math.max(0, QUEUE_PER_CAP * this.options.globalConcurrency - this.queuedCount);
+    const limit = Math.min(this.claimBatchSize, room + queueRoom, sourceRoom);
     if (limit <= 0) {
       // Every cap is full: a flush wakes us; a rate-limited source needs its next slot too.
       this.backlog = true;
@@ -273,6 +356,8 @@ export class InboxProcessor {
     // Until the claimed items are held, the handoff takes nothing: it would see their caps and
     // ordering keys as free and could start a second item of a key, or more than a cap.
     this.claimPending = true;
+    this.claimReserved = new Map(Object.entries(roomBySource));
+    this.claimReservedTotal = limit;
     let claimed: ClaimedItem[];
     try {
       claimed = await this.deps.store.claimItems({
@@ -285,22 +370,34 @@ export class InboxProcessor {
         busyKeys: [...this.busyKeys],
         heldIds: [...this.held.keys()],
       });
-      for (const claim of claimed) this.hold(claim.item);
+      // Oldest first: what the free slots take starts now, the rest waits in the queue.
+      for (const claim of claimed) {
+        const source = bySource.get(claim.item.sourceId);
+        const cap = source ? resolveProcessing(source.options).concurrency : 1;
+        this.hold(claim.item, source !== undefined && this.room(claim.item.sourceId, cap) <= 0);
+      }
     } finally {
       this.claimPending = false;
+      this.claimReserved = new Map();
+      this.claimReservedTotal = 0;
     }
     for (const claim of claimed) {
       const source = bySource.get(claim.item.sourceId);
-      if (source) this.begin(claim, source, now);
-      else this.release(claim.item.id); // created after our source list was read: due at its lease end
+      if (!source)
+        this.release(claim.item.id); // created after our source list was read: due at its lease end
+      else if (this.held.get(claim.item.id)?.queued) this.enqueue(claim);
+      else this.begin(claim, source, now);
     }
-    if (claimed.length > 0) {
-      // A full batch may have left more behind; a partial one saw everything claimable.
+    if (claimed.length >= limit) {
+      // A full batch may have left more behind.
       this.backlog = true;
-      if (claimed.length >= limit) this.claimAgain = true;
+      this.claimAgain = true;
       return;
     }
-    // Idle: sleep until the earliest retry or rate slot, at most one poll interval.
+    // A partial batch saw everything claimable. Unless something due was left behind a busy key
+    // or a full cap, new items go back to the handoff: staying in backlog mode under steady load
+    // sent every item through a claim (stored unclaimed, then updated and read back).
+    // Sleep until the earliest retry or rate slot, at most one poll interval.
     const due = await this.deps.store.nextDueAt(allowed);
     // Due items that could not be taken (caps, busy keys) are a backlog new items must queue behind.
     if (due !== undefined && due <= now) this.backlog = true;
@@ -331,34 +428,55 @@ export class InboxProcessor {
 
   private globalRoom(): number {
     const cap = this.options.globalConcurrency;
-    return Math.min(cap - this.active, 2 * cap - this.held.size);
+    return Math.min(cap - this.active, 2 * cap - (this.held.size - this.queuedCount));
   }
 
-  private hold(item: Pick<InboxItem, "id" | "sourceId" | "orderingKey">): void {
+  private hold(item: Pick<InboxItem, "id" | "sourceId" | "orderingKey">, queued = false): void {
     const key = item.orderingKey === null ? null : keyOf(item.sourceId, item.orderingKey);
-    this.held.set(item.id, { sourceId: item.sourceId, key, finished: false });
+    this.held.set(item.id, { sourceId: item.sourceId, key, queued, finished: false });
+    if (key !== null) this.busyKeys.add(key);
+    if (queued) {
+      bump(this.queuedBySource, item.sourceId, 1);
+      this.queuedCount++;
+      return;
+    }
     bump(this.heldBySource, item.sourceId, 1);
     bump(this.activeBySource, item.sourceId, 1);
     this.active++;
-    if (key !== null) this.busyKeys.add(key);
   }
 
   /** The handler is done: its cap slot is free, the item itself stays held until recorded. */
   private finish(id: string): void {
     const held = this.held.get(id);
-    if (!held || held.finished) return;
+    if (!held || held.finished || held.queued) return;
     held.finished = true;
     bump(this.activeBySource, held.sourceId, -1);
     this.active--;
+    this.startAllQueued();
   }
 
   private release(id: string): void {
-    this.finish(id);
     const held = this.held.get(id);
     if (!held) return;
+    if (held.queued) {
+      // Taken but never started (its insert failed, or we are stopping).
+      this.held.delete(id);
+      bump(this.queuedBySource, held.sourceId, -1);
+      this.queuedCount--;
+      if (held.key !== null) this.busyKeys.delete(held.key);
+      return;
+    }
+    this.finish(id);
     this.held.delete(id);
     bump(this.heldBySource, held.sourceId, -1);
     if (held.key !== null) this.busyKeys.delete(held.key);
+    this.startAllQueued();
+  }
+
+  /** A slot freed: queued items of any source may start (the global caps are shared). */
+  private startAllQueued(): void {
+    if (this.queuedCount === 0) return;
+    for (const sourceId of [...this.queued.keys()]) this.startQueued(sourceId);
   }
 
   private begin(claim: ClaimedItem, source: Source, now: number): void {

@@ -125,10 +125,10 @@ describe("ordering: stale events are flagged and not handed on", () => {
       { id: "d2", stale: false },
       { id: "d1", stale: true },
     ]);
-    const items = await inbox(p, s.id);
-    const d1 = items.find((i) => i.eventId === "d1")!;
-    expect(d1.status).toBe("processed");
-    expect(d1.stale).toBe(true);
+    // The outcome is committed after the handler returns, not before.
+    const d1 = async () => (await inbox(p, s.id)).find((i) => i.eventId === "d1")!;
+    await waitUntil(async () => (await d1()).status === "processed", 10_000, "d1 recorded");
+    expect((await d1()).stale).toBe(true);
     // A stale delivery does not move the mark backwards: d1.5 is still older than d2.
     await send(p, s.ingestPath, event("d15", "emp-3", "2026-01-01T10:01:30Z"), {
       "content-type": "application/json",

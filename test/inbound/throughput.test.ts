@@ -63,7 +63,11 @@ describe("throughput control", () => {
     // Every request was acknowledged although not one has been handled yet.
     expect(done.size).toBe(0);
     await waitUntil(() => active === 4, 5_000, "four handlers running");
-    expect((await inbox(p, s.id, "&status=processing")).length).toBe(4);
+    // Leased by the worker: the four running, plus up to two caps' worth it took at intake and
+    // holds in memory to start next.
+    const leased = (await inbox(p, s.id, "&status=processing")).length;
+    expect(leased).toBeGreaterThanOrEqual(4);
+    expect(leased).toBeLessThanOrEqual(4 + 2 * 4);
 
     open();
     await waitUntil(() => done.size === ids.length, 10_000, "everything handled");
