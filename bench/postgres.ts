@@ -7,9 +7,9 @@
  * - raw ceiling: the undici POST loop of bench/harness.ts (no queue, no database);
  * - Pigeon: 20,000 deliveries (2,500 messages × 8 endpoints) preloaded in-process through the
  *   real publisher, then drained by 1, 2 and 4 `pigeon serve --role worker` processes. The
- *   backlog is written as held deliveries (endpoints awaiting their handshake) and released,
- *   with one NOTIFY per endpoint, only once every worker is up, so the clock starts at the
- *   release and process start-up is not measured; then once more with the best process count
+ *   backlog is written as held deliveries (endpoints awaiting their handshake) and released in
+ *   one transaction with one NOTIFY, only once every worker is up; the clock starts at its
+ *   commit, so neither the release nor process start-up is measured; then once more with the best process count
  *   and a 4× wider per-endpoint cap (PIGEON_ENDPOINT_CONCURRENCY=128), which shows what the size
  *   of claims costs (a worker holds up to three caps per endpoint while no other worker holds a
  *   lease on it, else only its share of the cap);
@@ -37,6 +37,7 @@ import { createApplication } from "../src/api/routes/applications.js";
 import { createEndpoint } from "../src/api/routes/endpoints.js";
 import { loadConfig } from "../src/core/config.js";
 import { PigeonEngine } from "../src/engine.js";
+import { channelFor } from "../src/store/postgres/connection.js";
 import { freePort, PigeonProcess } from "../test/helpers/child.js";
 import { CORES, type CpuProfile, startCpuProfile } from "./cpu.js";
 import {
@@ -139,6 +140,33 @@ function drainResult(processes: number, stats: SinkStats, startedAt: number, cpu
   };
 }
 
+/** Makes every held delivery due at once, wakes the workers, and returns the commit time. */
+async function releaseBacklog(admin: pg.Pool, schema: string): Promise<number> {
+  const client = await admin.connect();
+  try {
+    const at = Date.now();
+    await client.query("BEGIN");
+    await client.query(
+      `UPDATE "${schema}".endpoints SET status = 'active', verified_at = $1, challenge = NULL,
+         handshake_next_at = NULL, updated_at = $1`,
+      [at],
+    );
+    await client.query(
+      `UPDATE "${schema}".deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
+         WHERE status = 'held'`,
+      [at],
+    );
+    await client.query("SELECT pg_notify($1, '')", [channelFor(schema)]);
+    await client.query("COMMIT");
+    return Date.now();
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
 /** Pigeon: preload a held backlog, start `workers` worker processes, release it, time the drain. */
 async function pigeonDrain(
   sink: SinkProcess,
@@ -164,9 +192,7 @@ async function pigeonDrain(
     // until markEndpointVerified releases it. Their handshakes are unscheduled below, so no
     // worker sends one.
     const app = await createApplication(engine, { name: "bench", handshake: "required" });
-    const endpoints = [];
-    for (let i = 0; i < ENDPOINTS; i++)
-      endpoints.push(await createEndpoint(engine, app, { url: sink.url(`/e${i}`) }));
+    for (let i = 0; i < ENDPOINTS; i++) await createEndpoint(engine, app, { url: sink.url(`/e${i}`) });
     let next = 0;
     const publisher = async () => {
       while (next < MESSAGES) {
@@ -187,11 +213,11 @@ async function pigeonDrain(
     await Promise.all(processes.map((p) => p.start()));
     await sink.reset();
     const profile = startCpuProfile();
-    const releasedAt = Date.now();
-    // One release time for every endpoint, so the backlog is due in message order across them, as
-    // pg-boss's jobs are; released a millisecond apart, each endpoint's rows would form a block of
-    // its own in due order (see the README's notes on claims).
-    for (const ep of endpoints) await engine.store.markEndpointVerified(ep.id, releasedAt);
+    // The whole backlog is released in one transaction (what markEndpointVerified does per
+    // endpoint) and the clock starts at its commit: no delivery can start before it, just as
+    // pg-boss's clock starts with its jobs already in the table. One release time for every
+    // endpoint, so the backlog is due in message order across them, as pg-boss's jobs are.
+    const releasedAt = await releaseBacklog(admin, schema);
     const stats = await waitForSink(sink, DELIVERIES, DRAIN_DEADLINE_MS);
     const backends = await backendPids(admin, applicationName);
     const cpu = profile.stop(classifier(backends, /dist\/cli\/main\.js serve/, sink.pid));
