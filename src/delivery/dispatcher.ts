@@ -312,6 +312,11 @@ export class Dispatcher {
     return false;
   }
 
+  /** A shared cap freed room: any endpoint's queue may start a send. */
+  private pumpAll(): void {
+    for (const [id, q] of this.queues) this.pump(id, q);
+  }
+
   private pump(endpointId: string, queue: EndpointQueue): void {
     while (
       queue.waiting.length > 0 &&
@@ -410,7 +415,7 @@ export class Dispatcher {
     this.scheduleFlush();
     this.pump(item.endpoint.id, this.queues.get(item.endpoint.id) ?? queue);
     // At the global cap other endpoints' queues may be waiting for exactly this slot.
-    if (wasAtGlobalCap) for (const [id, q] of this.queues) this.pump(id, q);
+    if (wasAtGlobalCap) this.pumpAll();
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     // Freed capacity: claim more once this endpoint holds half of what it may, so claims come
     // in batches; a claim per completion would cost more than the sends (on a shared database,
@@ -571,7 +576,7 @@ export class Dispatcher {
       if (!recorded) setTimeout(() => void this.flush(), FLUSH_RETRY_MS);
       if (this.waitingForRecords) {
         this.waitingForRecords = false;
-        for (const [id, q] of this.queues) this.pump(id, q);
+        this.pumpAll();
       }
     })();
     await this.flushing;

@@ -182,9 +182,7 @@ export class InboxProcessor {
       const claim = queue.shift()!;
       const held = this.held.get(claim.item.id);
       if (!held?.queued) continue;
-      held.queued = false;
-      this.queuedCount--;
-      bump(this.queuedBySource, sourceId, -1);
+      this.unqueue(held);
       bump(this.heldBySource, sourceId, 1);
       bump(this.activeBySource, sourceId, 1);
       this.active++;
@@ -208,9 +206,8 @@ export class InboxProcessor {
       this.hold(item);
       return true;
     }
-    const cap = entry.settings.concurrency;
-    if (this.queuedFor(item.sourceId) >= QUEUE_PER_CAP * cap) return false;
-    if (this.queuedCount >= QUEUE_PER_CAP * this.options.globalConcurrency) return false;
+    if (this.sourceQueueSpace(item.sourceId, entry.settings.concurrency) <= 0) return false;
+    if (this.globalQueueSpace() <= 0) return false;
     this.hold(item, true);
     return true;
   }
@@ -225,17 +222,28 @@ export class InboxProcessor {
     if (item.orderingKey !== null) return false;
     const reserved = this.claimReserved.get(item.sourceId) ?? 0;
     const sourceSpace =
-      Math.max(0, this.room(item.sourceId, cap)) + QUEUE_PER_CAP * cap - this.queuedFor(item.sourceId);
-    const globalSpace =
-      Math.max(0, this.globalRoom()) + QUEUE_PER_CAP * this.options.globalConcurrency - this.queuedCount;
+      Math.max(0, this.room(item.sourceId, cap)) + this.sourceQueueSpace(item.sourceId, cap);
+    const globalSpace = Math.max(0, this.globalRoom()) + this.globalQueueSpace();
     if (sourceSpace - reserved <= 0 || globalSpace - this.claimReservedTotal <= 0) return false;
     this.hold(item, true);
     return true;
   }
 
-  /** Items of a source taken and not started, whether their insert is committed yet or not. */
-  private queuedFor(sourceId: string): number {
-    return this.queuedBySource.get(sourceId) ?? 0;
+  /** How many more items of a source may wait taken and not started (see QUEUE_PER_CAP). */
+  private sourceQueueSpace(sourceId: string, cap: number): number {
+    return QUEUE_PER_CAP * cap - (this.queuedBySource.get(sourceId) ?? 0);
+  }
+
+  /** How many more items may wait taken and not started, all sources together. */
+  private globalQueueSpace(): number {
+    return QUEUE_PER_CAP * this.options.globalConcurrency - this.queuedCount;
+  }
+
+  /** A queued item leaves the queue's counts: it starts, or is given back. */
+  private unqueue(held: Held): void {
+    held.queued = false;
+    this.queuedCount--;
+    bump(this.queuedBySource, held.sourceId, -1);
   }
 
   start(): void {
@@ -331,7 +339,7 @@ export class InboxProcessor {
       } else {
         // Beyond the free slots, fill the source's queue too, so one claim drains a backlog
         // that fits in memory and new items go back to the handoff.
-        left += Math.max(0, QUEUE_PER_CAP * settings.concurrency - this.queuedFor(source.id));
+        left += Math.max(0, this.sourceQueueSpace(source.id, settings.concurrency));
       }
       if (left <= 0) exclude.push(source.id);
       else roomBySource[source.id] = left;
@@ -343,8 +351,7 @@ export class InboxProcessor {
     let sourceRoom = 0;
     for (const [id, left] of Object.entries(roomBySource))
       if (consumable?.has(id) ?? true) sourceRoom += left;
-    const queueRoom = Math.max(0, QUEUE_PER_CAP * this.options.globalConcurrency - this.queuedCount);
-    const limit = Math.min(this.claimBatchSize, room + queueRoom, sourceRoom);
+    const limit = Math.min(this.claimBatchSize, room + Math.max(0, this.globalQueueSpace()), sourceRoom);
     if (limit <= 0) {
       // Every cap is full: a flush wakes us; a rate-limited source needs its next slot too.
       this.backlog = true;
@@ -353,8 +360,9 @@ export class InboxProcessor {
     }
     // Cleared before the query: anything stored unclaimed after this point sets it again.
     this.backlog = false;
-    // Until the claimed items are held, the handoff takes nothing: it would see their caps and
-    // ordering keys as free and could start a second item of a key, or more than a cap.
+    // Until the claimed items are held, the handoff would see their caps and ordering keys as
+    // free and could start a second item of a key, or more than a cap: it takes only keyless
+    // items, into the queue, beyond what this claim reserves (see takeBesideClaim).
     this.claimPending = true;
     this.claimReserved = new Map(Object.entries(roomBySource));
     this.claimReservedTotal = limit;
@@ -372,9 +380,11 @@ export class InboxProcessor {
       });
       // Oldest first: what the free slots take starts now, the rest waits in the queue.
       for (const claim of claimed) {
-        const source = bySource.get(claim.item.sourceId);
-        const cap = source ? resolveProcessing(source.options).concurrency : 1;
-        this.hold(claim.item, source !== undefined && this.room(claim.item.sourceId, cap) <= 0);
+        const settings = this.snapshot.get(claim.item.sourceId)?.settings;
+        this.hold(
+          claim.item,
+          settings !== undefined && this.room(claim.item.sourceId, settings.concurrency) <= 0,
+        );
       }
     } finally {
       this.claimPending = false;
@@ -460,9 +470,8 @@ export class InboxProcessor {
     if (!held) return;
     if (held.queued) {
       // Taken but never started (its insert failed, or we are stopping).
+      this.unqueue(held);
       this.held.delete(id);
-      bump(this.queuedBySource, held.sourceId, -1);
-      this.queuedCount--;
       if (held.key !== null) this.busyKeys.delete(held.key);
       return;
     }
