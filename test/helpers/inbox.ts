@@ -1,5 +1,8 @@
+import { join } from "node:path";
 import { newId } from "../../src/core/ids.js";
+import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
 import type { NewInboxItem, Source } from "../../src/inbound/types.js";
+import { openSqlite } from "../../src/store/sqlite/database.js";
 
 /** Inbox fixtures shared by the inbox store tests. */
 
@@ -37,4 +40,11 @@ export function testItem(sourceId: string, fields: Partial<NewInboxItem> = {}): 
     receivedAt: T0,
     ...fields,
   };
+}
+
+/** The inbox thread on a fresh file in `dir`, migrated first, as the engine leaves it. */
+export function threadedInboxIn(dir: string): ThreadedInboxStore {
+  const file = join(dir, "pigeon.db");
+  openSqlite(file).close();
+  return new ThreadedInboxStore(file);
 }

@@ -4,18 +4,15 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FailureCounter } from "../../src/inbound/failure-counter.js";
 import type { InboxStore } from "../../src/inbound/store/inbox-store.js";
-import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
-import { openSqlite } from "../../src/store/sqlite/database.js";
-import { T0, testSource } from "../helpers/inbox.js";
+import type { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
+import { T0, testSource, threadedInboxIn } from "../helpers/inbox.js";
 
 describe("FailureCounter", () => {
   let dir: string;
   let store: ThreadedInboxStore;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-failures-"));
-    const file = join(dir, "pigeon.db");
-    openSqlite(file).close();
-    store = new ThreadedInboxStore(file);
+    store = threadedInboxIn(dir);
     await store.createSource(testSource("src_a"));
   });
   afterEach(async () => {

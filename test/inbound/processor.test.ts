@@ -7,7 +7,7 @@ import { GroupCommit } from "../../src/inbound/group-commit.js";
 import { type ConsumeContext, InboxProcessor } from "../../src/inbound/processor.js";
 import { retryDelayMs } from "../../src/inbound/retry.js";
 import { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
-import type { InboxItem, Source } from "../../src/inbound/types.js";
+import type { ClaimedItem, InboxItem, InsertOutcome, Source } from "../../src/inbound/types.js";
 import { openSqlite } from "../../src/store/sqlite/database.js";
 import { testItem } from "../helpers/inbox.js";
 import { waitUntil } from "../helpers/sink.js";
@@ -22,6 +22,20 @@ const SOURCE: Source = {
   createdAt: 0,
   updatedAt: 0,
 };
+
+/** An inbox that counts its claim queries. */
+class ClaimCountingStore extends SqliteInboxStore {
+  claims = 0;
+  override async claimItems(...args: Parameters<SqliteInboxStore["claimItems"]>) {
+    this.claims++;
+    return super.claimItems(...args);
+  }
+}
+
+/** The items an insert handed to the processor, as the intake adopts them. */
+function takenFrom(outcomes: InsertOutcome[]): ClaimedItem[] {
+  return outcomes.flatMap((o) => (o.status === "received" && o.claimed ? [o.claimed] : []));
+}
 
 describe("InboxProcessor", () => {
   let dir: string;
@@ -165,14 +179,7 @@ describe("InboxProcessor", () => {
   });
   it("hands fresh items over without a claim query while nothing waits in the store", async () => {
     // Counts the claim queries: each one is a transaction on the inbox's one writer.
-    let claims = 0;
-    class CountingStore extends SqliteInboxStore {
-      override async claimItems(...args: Parameters<SqliteInboxStore["claimItems"]>) {
-        claims++;
-        return super.claimItems(...args);
-      }
-    }
-    const store = new CountingStore(openSqlite(file));
+    const store = new ClaimCountingStore(openSqlite(file));
     await store.createSource({ ...SOURCE, options: { concurrency: 4 } });
     const handled: string[] = [];
     const p = new InboxProcessor(
@@ -190,30 +197,23 @@ describe("InboxProcessor", () => {
     );
     p.start();
     // The first claim looks for a backlog at start and finds none.
-    await waitUntil(() => claims === 1 && p.handoff() !== undefined, 5_000, "the start-up claim");
+    await waitUntil(() => store.claims === 1 && p.handoff() !== undefined, 5_000, "the start-up claim");
     for (let i = 0; i < 20; i++) {
       // What the intake does: insert with the handoff, then start what the processor took.
       const outcomes = await store.insertItems([testItem(SOURCE.id, { id: newId("in") })], p.handoff());
-      const taken = outcomes.flatMap((o) => (o.status === "received" && o.claimed ? [o.claimed] : []));
+      const taken = takenFrom(outcomes);
       expect(taken).toHaveLength(1);
       p.adopt(taken);
       await waitUntil(() => handled.length === i + 1, 5_000, `item ${i}`);
     }
     await waitUntil(() => p.inFlight === 0, 5_000, "the outcomes");
-    expect(claims).toBe(1);
+    expect(store.claims).toBe(1);
     await p.stop();
     await store.close();
     store.db.close();
   });
   it("queues items taken beyond a full cap in memory and starts them as slots free, within the cap", async () => {
-    let claims = 0;
-    class CountingStore extends SqliteInboxStore {
-      override async claimItems(...args: Parameters<SqliteInboxStore["claimItems"]>) {
-        claims++;
-        return super.claimItems(...args);
-      }
-    }
-    const store = new CountingStore(openSqlite(file));
+    const store = new ClaimCountingStore(openSqlite(file));
     const capped = { ...SOURCE, options: { concurrency: 2 } };
     await store.createSource(capped);
     let running = 0;
@@ -236,20 +236,20 @@ describe("InboxProcessor", () => {
       { leaseMs: 60_000, pollIntervalMs: 60_000, globalConcurrency: 10 },
     );
     p.start();
-    await waitUntil(() => claims === 1 && p.handoff() !== undefined, 5_000, "the start-up claim");
+    await waitUntil(() => store.claims === 1 && p.handoff() !== undefined, 5_000, "the start-up claim");
     // Six at once against a cap of 2: two start, four wait in memory (up to 2 × cap may).
     const items = Array.from({ length: 6 }, () => testItem(SOURCE.id, { id: newId("in") }));
     const outcomes = await store.insertItems(items, p.handoff());
-    const taken = outcomes.flatMap((o) => (o.status === "received" && o.claimed ? [o.claimed] : []));
+    const taken = takenFrom(outcomes);
     expect(taken).toHaveLength(6);
     p.adopt(taken);
     await waitUntil(() => handled.length === 6 && p.inFlight === 0, 5_000, "all six handled and recorded");
     expect(peak).toBe(2);
-    expect(claims).toBe(1);
+    expect(store.claims).toBe(1);
     // A seventh beyond cap and queue is left in the store, for the claim.
     const more = Array.from({ length: 7 }, () => testItem(SOURCE.id, { id: newId("in") }));
     const second = await store.insertItems(more, p.handoff());
-    expect(second.filter((o) => o.status === "received" && o.claimed)).toHaveLength(6);
+    expect(takenFrom(second)).toHaveLength(6);
     await p.stop();
     const statuses = await Promise.all(more.map(async (i) => (await store.getItem(SOURCE.id, i.id))!.status));
     // Never adopted (as after a failed commit), so stop gave nothing back: the taken six stay

@@ -4,9 +4,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PigeonError } from "../../src/core/errors.js";
 import { InboxThread } from "../../src/inbound/store/inbox-thread-client.js";
-import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
-import { openSqlite } from "../../src/store/sqlite/database.js";
-import { T0, testItem, testSource } from "../helpers/inbox.js";
+import type { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
+import { T0, testItem, testSource, threadedInboxIn } from "../helpers/inbox.js";
 
 const source = (id: string, uid: string | null = null) => testSource(id, { uid });
 const item = (eventId: string | null, body = "{}") => testItem("src_a", { eventId, body: Buffer.from(body) });
@@ -21,9 +20,7 @@ describe("ThreadedInboxStore", () => {
   let store: ThreadedInboxStore;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-threaded-inbox-"));
-    const file = join(dir, "pigeon.db");
-    openSqlite(file).close(); // migrated, as the engine leaves it
-    store = new ThreadedInboxStore(file);
+    store = threadedInboxIn(dir);
     await store.createSource(source("src_a", "github"));
   });
   afterEach(async () => {
