@@ -12,7 +12,8 @@
  *   in a later statement; the polling interval is pg-boss's minimum (0.5 s; the default is 2 s).
  *
  * Configured by the PGBOSS_BENCH_CONFIG environment variable (JSON); IPC: sends "ready" once
- * pg-boss has started, starts working on "go".
+ * pg-boss has started; `{work: queue}` starts working a queue (the warm-up's, then the measured
+ * one), `{stop: queue}` stops working one.
  */
 import { createHmac } from "node:crypto";
 import PgBoss from "pg-boss";
@@ -21,7 +22,6 @@ import { Agent } from "undici";
 interface WorkerConfig {
   connectionString: string;
   schema: string;
-  queue: string;
   loops: number;
   batchSize: number;
   /** Connections to the sink (requests on the wire at once); jobs beyond that wait in undici. */
@@ -74,11 +74,12 @@ boss.on("error", (error) => console.error("pg-boss worker:", error.message));
 await boss.start();
 process.send?.("ready");
 
-process.on("message", async (m: unknown) => {
-  if (m !== "go") return;
+process.on("message", async (m: { work?: string; stop?: string }) => {
+  if (m.stop) await boss.offWork(m.stop);
+  if (!m.work) return;
   for (let i = 0; i < config.loops; i++) {
     await boss.work<JobData>(
-      config.queue,
+      m.work,
       { batchSize: config.batchSize, pollingIntervalSeconds: 0.5 },
       async (jobs) => {
         await Promise.all(jobs.map((job) => post(job.id, job.data)));

@@ -8,13 +8,15 @@
  * - Pigeon: 20,000 deliveries (2,500 messages × 8 endpoints) preloaded in-process through the
  *   real publisher, then drained by 1, 2 and 4 `pigeon serve --role worker` processes. The
  *   backlog is written as held deliveries (endpoints awaiting their handshake) and released in
- *   one transaction with one NOTIFY, only once every worker is up; the clock starts at its
- *   commit, so neither the release nor process start-up is measured; then once more with the best process count
+ *   one transaction with one NOTIFY, only once every worker is up and has drained a warm-up
+ *   backlog of 4,000 deliveries; the clock starts as the release commits, so neither process
+ *   start-up nor JIT warm-up is measured; then once more with the best process count
  *   and a 4× wider per-endpoint cap (PIGEON_ENDPOINT_CONCURRENCY=128), which shows what the size
  *   of claims costs (a worker holds up to three caps per endpoint while no other worker holds a
  *   lease on it, else only its share of the cap);
  * - baseline: pg-boss 10 (durable jobs on the same database), the same 20,000 deliveries as jobs
- *   each doing a signed undici POST to the same sink, drained by as many processes as Pigeon's
+ *   each doing a signed undici POST to the same sink (after a warm-up queue of 4,000 jobs drained by
+ *   the same processes, the clock starting as they are told to work), drained by as many processes as Pigeon's
  *   best run with the same number of connections as Pigeon may have in flight (8 endpoints × 32):
  *   once with that many jobs in hand (4 work() loops sharing them), and once with big fetches
  *   (4 × 500 jobs in hand), pg-boss's best shot, since a loop that finds work still waits out the
@@ -69,6 +71,14 @@ const PGBOSS_LOOPS = 4;
 /** Jobs per fetch in pg-boss's big-batch run. */
 const PGBOSS_BIG_BATCH = 500;
 const DRAIN_DEADLINE_MS = 60_000;
+/**
+ * Deliveries (and pg-boss jobs) drained by the same processes before the measured backlog, so
+ * both are measured warm, as long-running workers are: started cold, Pigeon's workers took the
+ * first 1.5–2 s of a 4–5 s drain to reach their steady rate (JIT), which measured start-up, not
+ * throughput. 4,000 is 500 messages × 8 endpoints.
+ */
+const WARMUP_MESSAGES = 500;
+const WARMUP_DELIVERIES = WARMUP_MESSAGES * ENDPOINTS;
 
 interface DrainResult {
   processes: number;
@@ -99,6 +109,19 @@ async function waitForSink(sink: SinkProcess, expected: number, deadlineMs: numb
     stats = await sink.stats();
   }
   return stats;
+}
+
+/** Waits for the warm-up's `expected` requests and for the sink to go quiet, then empties it. */
+async function finishWarmup(sink: SinkProcess, expected: number): Promise<void> {
+  let stats = await waitForSink(sink, expected, DRAIN_DEADLINE_MS);
+  if (stats.total < expected) throw new Error(`warm-up: ${stats.total} of ${expected} arrived`);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 300));
+    const now = await sink.stats();
+    if (now.total === stats.total) break;
+    stats = now;
+  }
+  await sink.reset();
 }
 
 /** pids of this run's own PostgreSQL backends, to tell them from the rest of the server. */
@@ -140,8 +163,11 @@ function drainResult(processes: number, stats: SinkStats, startedAt: number, cpu
   };
 }
 
-/** Makes every held delivery due at once, wakes the workers, and returns the commit time. */
-async function releaseBacklog(admin: pg.Pool, schema: string): Promise<number> {
+/**
+ * Makes held deliveries due at once (those of `messageIds`, or all), wakes the workers, and
+ * returns the time just before the COMMIT that makes them visible.
+ */
+async function releaseBacklog(admin: pg.Pool, schema: string, messageIds?: string[]): Promise<number> {
   const client = await admin.connect();
   try {
     const at = Date.now();
@@ -153,12 +179,13 @@ async function releaseBacklog(admin: pg.Pool, schema: string): Promise<number> {
     );
     await client.query(
       `UPDATE "${schema}".deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
-         WHERE status = 'held'`,
-      [at],
+         WHERE status = 'held' AND ($2::text[] IS NULL OR msg_id = ANY ($2::text[]))`,
+      [at, messageIds ?? null],
     );
     await client.query("SELECT pg_notify($1, '')", [channelFor(schema)]);
+    const committing = Date.now();
     await client.query("COMMIT");
-    return Date.now();
+    return committing;
   } catch (error) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw error;
@@ -193,17 +220,24 @@ async function pigeonDrain(
     // worker sends one.
     const app = await createApplication(engine, { name: "bench", handshake: "required" });
     for (let i = 0; i < ENDPOINTS; i++) await createEndpoint(engine, app, { url: sink.url(`/e${i}`) });
-    let next = 0;
-    const publisher = async () => {
-      while (next < MESSAGES) {
-        const seq = next++;
-        await engine.publisher.publish(app, {
-          eventType: "employee.created",
-          payload: { ...BENCH_PAYLOAD, seq },
-        });
-      }
+    const publishAll = async (count: number): Promise<string[]> => {
+      const ids: string[] = [];
+      let next = 0;
+      const publisher = async () => {
+        while (next < count) {
+          const seq = next++;
+          const message = await engine.publisher.publish(app, {
+            eventType: "employee.created",
+            payload: { ...BENCH_PAYLOAD, seq },
+          });
+          ids.push(message.id);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, publisher));
+      return ids;
     };
-    await Promise.all(Array.from({ length: 16 }, publisher));
+    const warmupMessages = await publishAll(WARMUP_MESSAGES);
+    await publishAll(MESSAGES);
     await admin.query(`UPDATE "${schema}".endpoints SET handshake_next_at = NULL`);
     await admin.query(`VACUUM ANALYZE "${schema}".deliveries`);
 
@@ -212,6 +246,8 @@ async function pigeonDrain(
     }
     await Promise.all(processes.map((p) => p.start()));
     await sink.reset();
+    await releaseBacklog(admin, schema, warmupMessages);
+    await finishWarmup(sink, WARMUP_DELIVERIES);
     const profile = startCpuProfile();
     // The whole backlog is released in one transaction (what markEndpointVerified does per
     // endpoint) and the clock starts at its commit: no delivery can start before it, just as
@@ -262,6 +298,7 @@ interface BossShape {
 async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape): Promise<DrainResult> {
   const schema = `bench_pgboss_${randomBytes(4).toString("hex")}`;
   const queue = "webhooks";
+  const warmupQueue = "webhooks-warmup";
   const boss = new PgBoss({
     connectionString: POSTGRES_URL,
     schema,
@@ -271,18 +308,22 @@ async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape):
   const children: BossChild[] = [];
   try {
     await boss.start();
-    await boss.createQueue(queue);
-    for (let from = 0; from < DELIVERIES; from += 1_000) {
-      const jobs = [];
-      for (let i = from; i < Math.min(from + 1_000, DELIVERIES); i++) {
-        const seq = Math.floor(i / ENDPOINTS);
-        jobs.push({
-          name: queue,
-          data: { url: sink.url(`/e${i % ENDPOINTS}`), payload: { ...BENCH_PAYLOAD, seq } },
-        });
+    const insertJobs = async (name: string, count: number) => {
+      await boss.createQueue(name);
+      for (let from = 0; from < count; from += 1_000) {
+        const jobs = [];
+        for (let i = from; i < Math.min(from + 1_000, count); i++) {
+          const seq = Math.floor(i / ENDPOINTS);
+          jobs.push({
+            name,
+            data: { url: sink.url(`/e${i % ENDPOINTS}`), payload: { ...BENCH_PAYLOAD, seq } },
+          });
+        }
+        await boss.insert(jobs);
       }
-      await boss.insert(jobs);
-    }
+    };
+    await insertJobs(warmupQueue, WARMUP_DELIVERIES);
+    await insertJobs(queue, DELIVERIES);
     await boss.stop({ graceful: false, wait: true });
     await admin.query(`VACUUM ANALYZE "${schema}".job`);
 
@@ -291,7 +332,6 @@ async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape):
         forkBossWorker({
           connectionString: POSTGRES_URL,
           schema,
-          queue,
           loops: shape.loops,
           batchSize: shape.batchSize,
           connections: shape.connections,
@@ -301,9 +341,12 @@ async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape):
     }
     await Promise.all(children.map((c) => c.ready));
     await sink.reset();
+    for (const { child } of children) child.send({ work: warmupQueue });
+    await finishWarmup(sink, WARMUP_DELIVERIES);
+    for (const { child } of children) child.send({ stop: warmupQueue });
     const profile = startCpuProfile();
     const startedAt = Date.now();
-    for (const { child } of children) child.send("go");
+    for (const { child } of children) child.send({ work: queue });
     const stats = await waitForSink(sink, DELIVERIES, DRAIN_DEADLINE_MS);
     const backends = await backendPids(admin, "pgboss-bench");
     const cpu = profile.stop(classifier(backends, /pgboss-worker\.ts/, sink.pid));
