@@ -282,6 +282,34 @@ describeBackends("store: endpoints", (backend) => {
     expect(await ctx.store.getMessage(app.id, msg.id)).toBeDefined();
   });
 
+  it("outcomes of deliveries whose endpoint was deleted while they were in flight are dropped, not refused", async () => {
+    // A worker records outcomes in batches; one delivery of a deleted endpoint must not make the
+    // whole batch fail (the dispatcher would retry it forever and record nothing else).
+    const app = application();
+    await ctx.store.createApplication(app);
+    const [gone, kept] = [endpoint(app.id), endpoint(app.id)];
+    await ctx.store.createEndpoint(gone);
+    await ctx.store.createEndpoint(kept);
+    const { msg, deliveries } = await publish(ctx.store, app, [gone, kept]);
+    const [onGone, onKept] = deliveries as [(typeof deliveries)[0], (typeof deliveries)[0]];
+    await ctx.store.deleteEndpoint(app.id, gone.id);
+
+    const lost = attempt(onGone, { succeeded: true, responseStatusCode: 200, errorCode: null });
+    const recorded = attempt(onKept, { succeeded: true, responseStatusCode: 200, errorCode: null });
+    await ctx.store.completeDeliveries(
+      [
+        { deliveryId: onGone.id, endpointId: gone.id, attempt: lost, result: "succeeded" },
+        { deliveryId: onKept.id, endpointId: kept.id, attempt: recorded, result: "succeeded" },
+      ],
+      T0 + 5,
+    );
+
+    expect((await ctx.store.getDelivery(msg.id, kept.id))?.status).toBe("succeeded");
+    expect(await ctx.store.getAttempt(msg.id, recorded.id)).toBeDefined();
+    expect(await ctx.store.getAttempt(msg.id, lost.id)).toBeUndefined();
+    expect(await ctx.store.getDelivery(msg.id, gone.id)).toBeUndefined();
+  });
+
   it("markEndpointVerified activates the endpoint and releases its held deliveries in one go", async () => {
     const app = application();
     await ctx.store.createApplication(app);

@@ -15,6 +15,9 @@ import type { DeliveryOutcome } from "../store.js";
  * failSince of the event are exact even when two workers disable the same endpoint at once: the
  * second finds it disabled and emits nothing.
  *
+ * A delivery that is gone (its endpoint or application was deleted while it was in flight) is
+ * not in `target`: its outcome is dropped, attempt included, and the rest of the batch recorded.
+ *
  * Replaying a batch is harmless: a connection killed during the commit leaves the dispatcher not
  * knowing whether it happened, so it writes the batch again with its next outcomes. Attempts
  * already recorded are skipped (ON CONFLICT on their id) and a delivery's attempt count grows only
@@ -34,6 +37,9 @@ attempt AS (
                         response_duration_ms, error_code, trigger_type, created_at)
   SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[], $13::int[],
                        $14::text[], $15::int[], $16::text[], $17::smallint[], $18::bigint[])
+    AS a(id, msg_id, endpoint_id, delivery_id, url, succeeded, response_status_code, response,
+         response_duration_ms, error_code, trigger_type, created_at)
+   WHERE a.delivery_id IN (SELECT id FROM target)
   ON CONFLICT (id) DO NOTHING
   RETURNING delivery_id
 ),

@@ -545,12 +545,8 @@ export class SqliteStore implements Store {
       const succeededEndpoints = new Set<string>();
       const failedEndpoints = new Set<string>();
       for (const outcome of outcomes) {
-        if (outcome.attempt) {
-          const row = attemptToRow(outcome.attempt);
-          this.run(INSERT_ATTEMPT_SQL, row);
-        }
         const status = outcome.result === "retry" ? "pending" : outcome.result;
-        this.run(
+        const updated = this.run(
           `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, locked_until = NULL,
              last_error = ?, updated_at = ? WHERE id = ?`,
           status,
@@ -559,7 +555,11 @@ export class SqliteStore implements Store {
           outcome.attempt?.errorCode ?? null,
           now,
           outcome.deliveryId,
-        );
+        ).changes;
+        // Gone: its endpoint or application was deleted while it was in flight. Its attempt would
+        // fail the foreign keys and with it the whole batch, on every retry.
+        if (updated === 0) continue;
+        if (outcome.attempt) this.run(INSERT_ATTEMPT_SQL, attemptToRow(outcome.attempt));
         if (outcome.result === "retry") this.due.note(outcome.endpointId, outcome.nextAttemptAt ?? now);
         if (outcome.attempt?.succeeded) succeededEndpoints.add(outcome.endpointId);
         else if (outcome.attempt) failedEndpoints.add(outcome.endpointId);
