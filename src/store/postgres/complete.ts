@@ -20,7 +20,7 @@ import type { DeliveryOutcome } from "../store.js";
  *
  * Replaying a batch is harmless: a connection killed during the commit leaves the dispatcher not
  * knowing whether it happened, so it writes the batch again with its next outcomes. Attempts
- * already recorded are skipped (ON CONFLICT on their id) and a delivery's attempt count grows only
+ * already recorded are skipped (ON CONFLICT on their key) and a delivery's attempt count grows only
  * by the attempts this statement inserted; without that the replay failed on the attempts' primary
  * key, on every later flush too, and the worker never recorded an outcome again.
  */
@@ -40,7 +40,7 @@ attempt AS (
     AS a(id, msg_id, endpoint_id, delivery_id, url, succeeded, response_status_code, response,
          response_duration_ms, error_code, trigger_type, created_at)
    WHERE a.delivery_id IN (SELECT id FROM target)
-  ON CONFLICT (id) DO NOTHING
+  ON CONFLICT (msg_id, id) DO NOTHING
   RETURNING delivery_id
 ),
 inserted AS (

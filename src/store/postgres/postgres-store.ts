@@ -610,7 +610,13 @@ export class PostgresStore implements Store {
       failed: 0,
     };
     const rows = await this.db.query(
-      `SELECT status, count(*)::int AS n FROM deliveries WHERE endpoint_id = $1 AND created_at >= $2
+      // Two parts, one per index: queued rows are in the due index, the rest in the history index.
+      `SELECT status, count(*)::int AS n FROM deliveries
+        WHERE endpoint_id = $1 AND created_at >= $2 AND status IN ('pending', 'sending')
+        GROUP BY status
+       UNION ALL
+       SELECT status, count(*)::int AS n FROM deliveries
+        WHERE endpoint_id = $1 AND created_at >= $2 AND status NOT IN ('pending', 'sending')
         GROUP BY status`,
       [endpointId, since ?? 0],
       { read: true },
