@@ -246,6 +246,40 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     expect(await claim(workerA, 2, T0 + 2)).toHaveLength(0);
   });
 
+  it("a dead worker's expired leases are claimed first, within the room, beside pending rows", async () => {
+    // The due indexes hold pending rows only; expired leases are found through the lease index.
+    const dead = await t.openAnother();
+    const { app, eps } = await setup(t.store, 2);
+    const [ep, other] = eps as [Endpoint, Endpoint];
+    for (let i = 0; i < 6; i++) await publish(t.store, app, [ep], {}, { nextAttemptAt: T0 + i });
+    await publish(t.store, app, [other], {}, { nextAttemptAt: T0 + 20 });
+    const leased = await dead.claimDueDeliveries(
+      claimAt(T0 + 10, { limit: 2, endpointConcurrency: 4, leaseUntil: T0 + 100 }),
+    );
+    expect(leased.map((c) => c.endpoint.id)).toEqual([ep.id, ep.id]);
+
+    // Before the leases expire, the dead worker's two count against ep's cap of 3.
+    expect(await t.store.nextDueAt()).toBe(T0 + 2);
+    const early = await t.store.claimDueDeliveries(
+      claimAt(T0 + 50, { limit: 100, endpointConcurrency: 3, heldByEndpoint: {} }),
+    );
+    expect(early.filter((c) => c.endpoint.id === ep.id)).toHaveLength(1);
+    expect(early.filter((c) => c.endpoint.id === other.id)).toHaveLength(1);
+    expect(early.some((c) => c.wasLeased)).toBe(false);
+
+    // After: the two expired leases come back first; with the one held here they fill the cap of 4.
+    const late = await t.store.claimDueDeliveries(
+      claimAt(T0 + 200, { limit: 100, endpointConcurrency: 4, heldByEndpoint: { [ep.id]: 1 } }),
+    );
+    const onEp = late.filter((c) => c.endpoint.id === ep.id);
+    expect(onEp).toHaveLength(3);
+    expect(onEp.filter((c) => c.wasLeased).map((c) => c.delivery.id).sort()).toEqual(
+      leased.map((c) => c.delivery.id).sort(),
+    );
+    const ids = [...early, ...late].map((c) => c.delivery.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
   it("counts other workers' unexpired leases against the cap, and its own through heldByEndpoint", async () => {
     const workerA = t.store;
     const workerB = await t.openAnother();

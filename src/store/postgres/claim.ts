@@ -39,7 +39,10 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    letting two workers overfill one endpoint (the two-worker test catches that in most runs).
  * 4. `picked`: per endpoint, its `room` earliest due rows (`LIMIT` inside a LATERAL: one short
  *    index range per endpoint), locked `FOR NO KEY UPDATE SKIP LOCKED`, so at most `limit` rows are
- *    locked. A row another worker claimed since our snapshot fails the re-check of
+ *    locked: expired leases first (`expired`, through the lease index), then pending rows (`fresh`,
+ *    through the due index) for the room left. Due rows are found in two places because the due
+ *    indexes hold only pending rows (migration 4): a claimed row then goes into three indexes, not
+ *    five. `head` merges the earliest of both kinds the same way. A row another worker claimed since our snapshot fails the re-check of
  *    `next_attempt_at <= now` under its new lease and is passed over, so nothing is claimed twice
  *    and the scan moves on to that endpoint's next due row.
  * 5. `claimed` finds the picked rows through the primary key (`= ANY (ARRAY(…))`): joined with
@@ -61,12 +64,23 @@ WITH full_endpoints AS MATERIALIZED (
 ),
 head AS MATERIALIZED (
   SELECT due.endpoint_id, count(*) AS n FROM (
-    SELECT endpoint_id FROM deliveries
-     WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1
-       AND endpoint_id <> ALL ($4::text[])
-       AND endpoint_id NOT IN (SELECT endpoint_id FROM full_endpoints)
-     ORDER BY next_attempt_at
-     LIMIT $2
+    SELECT endpoint_id FROM (
+      (SELECT endpoint_id, next_attempt_at FROM deliveries
+        WHERE status = 'pending' AND next_attempt_at <= $1
+          AND endpoint_id <> ALL ($4::text[])
+          AND endpoint_id NOT IN (SELECT endpoint_id FROM full_endpoints)
+        ORDER BY next_attempt_at
+        LIMIT $2)
+      UNION ALL
+      (SELECT endpoint_id, next_attempt_at FROM deliveries
+        WHERE status = 'sending' AND next_attempt_at <= $1
+          AND endpoint_id <> ALL ($4::text[])
+          AND endpoint_id NOT IN (SELECT endpoint_id FROM full_endpoints)
+        ORDER BY next_attempt_at
+        LIMIT $2)
+    ) both_kinds
+    ORDER BY next_attempt_at
+    LIMIT $2
   ) due
   GROUP BY due.endpoint_id
 ),
@@ -83,17 +97,33 @@ room AS MATERIALIZED (
     JOIN head h ON h.endpoint_id = l.id
    CROSS JOIN LATERAL (SELECT pigeon_other_leases(l.id, $1, $7) AS n) o
 ),
-picked AS MATERIALIZED (
+expired AS MATERIALIZED (
   SELECT p.*
     FROM room r
    CROSS JOIN LATERAL (
      SELECT d.* FROM deliveries d
-      WHERE d.endpoint_id = r.endpoint_id AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= $1
+      WHERE d.endpoint_id = r.endpoint_id AND d.status = 'sending' AND d.next_attempt_at <= $1
       ORDER BY d.next_attempt_at
       LIMIT GREATEST(r.room, 0)
       FOR NO KEY UPDATE OF d SKIP LOCKED
    ) p
-   ORDER BY p.next_attempt_at, p.id
+),
+fresh AS MATERIALIZED (
+  SELECT p.*
+    FROM room r
+    LEFT JOIN (SELECT endpoint_id, count(*) AS n FROM expired GROUP BY endpoint_id) x
+      ON x.endpoint_id = r.endpoint_id
+   CROSS JOIN LATERAL (
+     SELECT d.* FROM deliveries d
+      WHERE d.endpoint_id = r.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= $1
+      ORDER BY d.next_attempt_at
+      LIMIT GREATEST(r.room - COALESCE(x.n, 0), 0)
+      FOR NO KEY UPDATE OF d SKIP LOCKED
+   ) p
+),
+picked AS MATERIALIZED (
+  SELECT * FROM (SELECT * FROM expired UNION ALL SELECT * FROM fresh) both_kinds
+   ORDER BY next_attempt_at, id
    LIMIT $2
 ),
 claimed AS (

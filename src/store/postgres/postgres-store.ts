@@ -652,7 +652,9 @@ export class PostgresStore implements Store {
 
   async nextDueAt(): Promise<number | undefined> {
     const row = await this.db.one(
-      "SELECT min(next_attempt_at) AS at FROM deliveries WHERE status IN ('pending', 'sending')",
+      // One minimum per index: pending rows are in the due index, leases in the lease index.
+      `SELECT LEAST((SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'),
+                    (SELECT min(next_attempt_at) FROM deliveries WHERE status = 'sending')) AS at`,
       [],
       { read: true },
     );
