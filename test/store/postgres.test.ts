@@ -273,9 +273,12 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     );
     const onEp = late.filter((c) => c.endpoint.id === ep.id);
     expect(onEp).toHaveLength(3);
-    expect(onEp.filter((c) => c.wasLeased).map((c) => c.delivery.id).sort()).toEqual(
-      leased.map((c) => c.delivery.id).sort(),
-    );
+    expect(
+      onEp
+        .filter((c) => c.wasLeased)
+        .map((c) => c.delivery.id)
+        .sort(),
+    ).toEqual(leased.map((c) => c.delivery.id).sort());
     const ids = [...early, ...late].map((c) => c.delivery.id);
     expect(new Set(ids).size).toBe(ids.length);
   });
