@@ -283,6 +283,21 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it("deleting an endpoint from another session (its own search_path) still deletes its attempts", async () => {
+    const { app, eps } = await setup(t.store, 1);
+    const ep = eps[0]!;
+    const { msg, deliveries } = await publish(t.store, app, [ep]);
+    const recorded = attempt(deliveries[0]!);
+    await t.store.completeDeliveries(
+      [{ deliveryId: deliveries[0]!.id, endpointId: ep.id, attempt: recorded, result: "failed" }],
+      T0,
+    );
+    expect(await t.store.getAttempt(msg.id, recorded.id)).toBeDefined();
+    // The admin connection's search_path does not include the test's schema.
+    await postgresAdmin().query(`DELETE FROM "${t.schema}".endpoints WHERE id = $1`, [ep.id]);
+    expect(await t.store.getAttempt(msg.id, recorded.id)).toBeUndefined();
+  });
+
   it("counts other workers' unexpired leases against the cap, and its own through heldByEndpoint", async () => {
     const workerA = t.store;
     const workerB = await t.openAnother();

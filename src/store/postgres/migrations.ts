@@ -232,18 +232,19 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // on every retry, so that worker recorded nothing more. The complete statement now inserts
   // attempts only for deliveries it found, which the keys cannot express without racing the
   // delete. And each key check locked the message and endpoint rows (KEY SHARE), about 13 µs of
-  // PostgreSQL CPU per attempt, a tenth of what recording an outcome costs.
+  // PostgreSQL CPU per attempt, a tenth of what recording an outcome costs. The functions keep the
+  // migration's search_path, so a delete made from any session (psql, another tool) finds `attempts`.
   `
   ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_msg_id_fkey;
   ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_endpoint_id_fkey;
   CREATE FUNCTION pigeon_delete_attempts_of_endpoints() RETURNS trigger
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
   BEGIN
     DELETE FROM attempts WHERE endpoint_id IN (SELECT id FROM gone);
     RETURN NULL;
   END $$;
   CREATE FUNCTION pigeon_delete_attempts_of_messages() RETURNS trigger
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
   BEGIN
     DELETE FROM attempts WHERE msg_id IN (SELECT id FROM gone);
     RETURN NULL;
