@@ -21,7 +21,8 @@
  *   in hand (4 work() loops sharing them) in as many processes as Pigeon's best run, and then with
  *   big fetches (4 × 500 jobs in hand per process) in 1, 2 and 4 processes, pg-boss's best shot,
  *   since a loop that finds work still waits out the polling interval (0.5 s, the minimum) before
- *   fetching again. The best pg-boss run is the baseline.
+ *   fetching again, each run right after Pigeon's with as many processes (the machine's speed
+ *   drifts within minutes). The best pg-boss run is the baseline.
  *
  * Drain rate: deliveries / (last arrival − release). Steady rate: between the 10th and 90th
  * percentile arrivals, as in bench/delivery.ts. A CPU profile (from /proc) says where the time
@@ -406,10 +407,28 @@ export async function runPostgresBench() {
     console.error("postgres bench: raw undici ceiling…");
     const raw = await rawCeiling(sink);
 
+    // Pigeon and pg-boss's best shot take turns at each process count, so the two sides of a
+    // comparison are measured a few seconds apart, not a minute: this machine's speed drifts within
+    // minutes. pg-boss's best shot: big fetches, so its poll interval (a loop that finds jobs still
+    // waits out the interval) does not cap it, with the same connections in total as Pigeon's cap.
     const pigeon: DrainResult[] = [];
+    const boss: { shape: BossShape; result: DrainResult }[] = [];
+    const runBoss = async (shape: BossShape) => {
+      console.error(
+        `postgres bench: pg-boss baseline, ${shape.processes} process(es) × ${shape.loops} work() × ` +
+          `batchSize ${shape.batchSize}, ${DELIVERIES} jobs…`,
+      );
+      boss.push({ shape, result: await pgBossDrain(sink, admin, shape) });
+    };
     for (const workers of WORKER_COUNTS) {
       console.error(`postgres bench: Pigeon, ${workers} worker process(es), ${DELIVERIES} deliveries…`);
       pigeon.push(await pigeonDrain(sink, admin, workers));
+      await runBoss({
+        processes: workers,
+        loops: PGBOSS_LOOPS,
+        batchSize: PGBOSS_BIG_BATCH,
+        connections: Math.ceil(IN_FLIGHT / workers),
+      });
     }
     const best = pigeon.reduce((a, b) => (b.drainPerSec > a.drainPerSec ? b : a));
     // Claim size follows the per-endpoint cap (a worker alone on an endpoint holds up to three caps
@@ -421,31 +440,12 @@ export async function runPostgresBench() {
 
     // Same requests in flight as Pigeon's cap, split over as many processes as Pigeon's best run.
     const connections = Math.ceil(IN_FLIGHT / best.processes);
-    const equal: BossShape = {
+    await runBoss({
       processes: best.processes,
       loops: PGBOSS_LOOPS,
       batchSize: Math.ceil(connections / PGBOSS_LOOPS),
       connections,
-    };
-    // pg-boss's best shot: big fetches, so its poll interval (a loop that finds jobs still waits
-    // out the interval) does not cap it, with 1, 2 and 4 processes as Pigeon had, the same
-    // connections in total; its best of those is the baseline.
-    const bigBatches = WORKER_COUNTS.map(
-      (processes): BossShape => ({
-        processes,
-        loops: PGBOSS_LOOPS,
-        batchSize: PGBOSS_BIG_BATCH,
-        connections: Math.ceil(IN_FLIGHT / processes),
-      }),
-    );
-    const boss: { shape: BossShape; result: DrainResult }[] = [];
-    for (const shape of [equal, ...bigBatches]) {
-      console.error(
-        `postgres bench: pg-boss baseline, ${shape.processes} process(es) × ${shape.loops} work() × ` +
-          `batchSize ${shape.batchSize}, ${DELIVERIES} jobs…`,
-      );
-      boss.push({ shape, result: await pgBossDrain(sink, admin, shape) });
-    }
+    });
     const bossBest = boss.reduce((a, b) => (b.result.drainPerSec > a.result.drainPerSec ? b : a));
 
     const { rows } = await admin.query<{ setting: string; name: string }>(
