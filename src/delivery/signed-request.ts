@@ -1,3 +1,4 @@
+import { boundedMemo } from "../core/bounded-memo.js";
 import { decodeSecret } from "../signing/secrets.js";
 import { buildSignatureHeaders, signPayload } from "../signing/standard-webhooks.js";
 import type { Endpoint, EndpointSecret } from "../store/types.js";
@@ -6,9 +7,12 @@ import type { OutboundRequest } from "./http-sender.js";
 
 export const USER_AGENT = "Pigeon-Webhooks/0.1";
 
+/** Decoded keys by secret text: checking and decoding one cost as much as the HMAC it keys. */
+const decodedKey = boundedMemo(decodeSecret);
+
 /** The secrets that sign at `now`: the current one plus rotated-out ones still inside their grace period. */
 export function signingKeys(secrets: EndpointSecret[], now: number): Buffer[] {
-  return secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => decodeSecret(s.key));
+  return secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => decodedKey(s.key));
 }
 
 export interface SignedRequestInput {

@@ -1,3 +1,4 @@
+import { boundedMemo } from "../../core/bounded-memo.js";
 import { type Cidr, cidrContains, type IpAddress, parseCidr, parseIp } from "./cidr.js";
 
 /**
@@ -80,6 +81,8 @@ export function isGloballyRoutable(ip: string): boolean {
 
 export class AddressPolicy {
   readonly #allowed: Cidr[];
+  /** The policy never changes, and a sender meets the same few addresses on every request. */
+  readonly #decided = boundedMemo((ip) => this.#decide(ip));
 
   constructor(allowed: Cidr[]) {
     this.#allowed = [...allowed];
@@ -87,6 +90,10 @@ export class AddressPolicy {
 
   /** Allowed if globally routable or inside an allow-listed network. Invalid input is refused. */
   isAllowed(ip: string): boolean {
+    return this.#decided(ip);
+  }
+
+  #decide(ip: string): boolean {
     const parsed = parseIp(ip);
     if (!parsed) return false;
     if (this.#allowed.length > 0) {

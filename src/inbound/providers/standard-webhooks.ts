@@ -1,4 +1,5 @@
 import { createPublicKey, type KeyObject, verify as verifySignature } from "node:crypto";
+import { boundedMemo } from "../../core/bounded-memo.js";
 import {
   fail,
   firstHeader,
@@ -35,19 +36,9 @@ type DecodedSecret = { kind: "hmac"; key: Buffer } | { kind: "ed25519"; key: Key
 
 /**
  * Decoded secrets by their text: a source's secrets are few and change rarely, and decoding (an
- * Ed25519 key object above all) costs more than the HMAC it feeds. Bounded, so rotated-out and
- * deleted secrets do not pile up.
+ * Ed25519 key object above all) costs more than the HMAC it feeds.
  */
-const decodedSecrets = new Map<string, DecodedSecret | undefined>();
-const DECODED_SECRETS_KEPT = 1024;
-
-function decodeSecret(secret: string): DecodedSecret | undefined {
-  if (decodedSecrets.has(secret)) return decodedSecrets.get(secret);
-  const decoded = decodeSecretText(secret);
-  if (decodedSecrets.size >= DECODED_SECRETS_KEPT) decodedSecrets.clear();
-  decodedSecrets.set(secret, decoded);
-  return decoded;
-}
+const decodeSecret = boundedMemo(decodeSecretText);
 
 function decodeSecretText(secret: string): DecodedSecret | undefined {
   try {
