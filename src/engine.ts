@@ -54,6 +54,11 @@ export class PigeonEngine {
     this.sender = new HttpSender({
       allowedNetworks: parseCidrList(config.allowedNetworks),
       maxResponseBytes: config.maxResponseBytes,
+      // Endpoints often share a host (one receiver, many paths). A smaller pool per origin than
+      // the dispatcher's own caps queued one endpoint's requests behind another's inside the HTTP
+      // client: two hung endpoints on a host stalled a healthy third until they timed out. The
+      // per-endpoint and global caps are the limits; the pool only has to be able to carry them.
+      connectionsPerOrigin: config.globalConcurrency,
     });
     this.dispatcher = new Dispatcher(this.store, this.sender, config, this.clock, options.dispatcher);
     const retry = new RetryPolicy({

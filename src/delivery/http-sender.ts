@@ -42,7 +42,10 @@ export interface HttpSenderOptions {
   allowedNetworks: Cidr[];
   /** Response bytes kept per attempt. Default 65 536 (64 KiB). */
   maxResponseBytes?: number;
-  /** Keep-alive connections per origin. Default 64. */
+  /**
+   * Most connections per origin (opened as needed, kept alive). Default 64; the engine passes
+   * PIGEON_CONCURRENCY so that endpoints sharing a host never wait for each other's connections.
+   */
   connectionsPerOrigin?: number;
 }
 

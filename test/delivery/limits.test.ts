@@ -107,6 +107,37 @@ describe("per-endpoint limits and isolation", () => {
     // All 100 arrived while the hung endpoint still had its first requests open (15 s timeout).
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(hung.received.length).toBe(4);
+    // Dropping the hung connections lets Pigeon stop without waiting out their timeout.
+    await hung.close();
+  });
+
+  it("hung endpoints do not hold up a healthy neighbour on the same host", async () => {
+    // Three endpoints on one origin: two that never answer hold their caps' worth of connections
+    // (2 × 40), more than a fixed per-origin pool of 64 had, which left the healthy endpoint's
+    // requests waiting behind them inside the HTTP client until the hung ones timed out.
+    const { pigeon, appId } = await setup({ PIGEON_ENDPOINT_CONCURRENCY: "40" });
+    let healthyArrivals = 0;
+    const host = await sink((req, res) => {
+      if (req.url.startsWith("/hung")) return;
+      healthyArrivals++;
+      res.end("ok");
+    });
+    for (const path of ["/hung-a", "/hung-b"]) {
+      const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+        url: host.url(path),
+        timeoutMs: 30_000,
+      });
+      expect(res.status).toBe(201);
+    }
+    await pigeon.svix.endpoint.create(appId, { url: host.url("/ok") });
+    for (let i = 0; i < 100; i++)
+      await pigeon.svix.message.create(appId, { eventType: "hol.host", payload: { i } });
+    // Well inside the hung endpoints' 30 s timeout, which is when the old pool freed its connections.
+    await waitUntil(async () => healthyArrivals === 100, 15_000, "100 requests at the healthy endpoint");
+    const hungArrivals = host.received.filter((r) => r.url.startsWith("/hung")).length;
+    expect(hungArrivals).toBe(80);
+    // Dropping the hung connections lets Pigeon stop without waiting out their timeout.
+    await host.close();
   });
 });
 
