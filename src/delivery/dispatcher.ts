@@ -332,10 +332,10 @@ export class Dispatcher {
   }
 
   /**
-   * Waits for the endpoint's next rate slot; slots are reserved in the store so they hold across
-   * workers. This process's sends of one endpoint take their slots in turn.
+   * Waits for the endpoint's next rate slot and resolves with the send's start time (now, for an
+   * endpoint without a limit). Slots are reserved in the store so they hold across workers; this
+   * process's sends of one endpoint take their slots in turn.
    */
-  /** Resolves with the send's start time once it may start (now, for an endpoint without a limit). */
   private async waitForRateSlot(item: ClaimedDelivery): Promise<number> {
     const rate = item.endpoint.rateLimit;
     if (rate === null || rate <= 0) return this.clock.now();

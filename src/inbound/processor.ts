@@ -156,12 +156,17 @@ export class InboxProcessor {
       return;
     }
     const now = this.deps.clock.now();
-    for (const claim of claims) {
-      const entry = this.snapshot.get(claim.item.sourceId);
-      if (!entry) this.release(claim.item.id);
-      else if (this.held.get(claim.item.id)?.queued) this.enqueue(claim);
-      else this.begin(claim, entry.source, now);
-    }
+    for (const claim of claims) this.place(claim, this.snapshot.get(claim.item.sourceId)?.source, now);
+  }
+
+  /**
+   * A held claim goes where `hold` put it: started, or into its source's queue. Without its
+   * source (deleted, or created after the source list was read) it is let go, due at its lease end.
+   */
+  private place(claim: ClaimedItem, source: Source | undefined, now: number): void {
+    if (!source) this.release(claim.item.id);
+    else if (this.held.get(claim.item.id)?.queued) this.enqueue(claim);
+    else this.begin(claim, source, now);
   }
 
   private enqueue(claim: ClaimedItem): void {
@@ -183,9 +188,7 @@ export class InboxProcessor {
       const held = this.held.get(claim.item.id);
       if (!held?.queued) continue;
       this.unqueue(held);
-      bump(this.heldBySource, sourceId, 1);
-      bump(this.activeBySource, sourceId, 1);
-      this.active++;
+      this.countActive(sourceId);
       this.begin(claim, entry.source, now);
     }
     if (queue.length === 0) this.queued.delete(sourceId);
@@ -391,13 +394,7 @@ export class InboxProcessor {
       this.claimReserved = new Map();
       this.claimReservedTotal = 0;
     }
-    for (const claim of claimed) {
-      const source = bySource.get(claim.item.sourceId);
-      if (!source)
-        this.release(claim.item.id); // created after our source list was read: due at its lease end
-      else if (this.held.get(claim.item.id)?.queued) this.enqueue(claim);
-      else this.begin(claim, source, now);
-    }
+    for (const claim of claimed) this.place(claim, bySource.get(claim.item.sourceId), now);
     if (claimed.length >= limit) {
       // A full batch may have left more behind.
       this.backlog = true;
@@ -450,8 +447,13 @@ export class InboxProcessor {
       this.queuedCount++;
       return;
     }
-    bump(this.heldBySource, item.sourceId, 1);
-    bump(this.activeBySource, item.sourceId, 1);
+    this.countActive(item.sourceId);
+  }
+
+  /** An item starts to count against its source's and the global caps. */
+  private countActive(sourceId: string): void {
+    bump(this.heldBySource, sourceId, 1);
+    bump(this.activeBySource, sourceId, 1);
     this.active++;
   }
 

@@ -5,8 +5,7 @@ import type { ProviderName } from "../inbound/providers/types.js";
 import { InboundService } from "../inbound/service.js";
 import { sourceProblems } from "../inbound/source-options.js";
 import type { InboxStore } from "../inbound/store/inbox-store.js";
-import { SqliteInboxStore } from "../inbound/store/sqlite-inbox-store.js";
-import { ThreadedInboxStore } from "../inbound/store/threaded-inbox-store.js";
+import { sqliteInboxFor } from "../inbound/store/open-inbox-store.js";
 import type { InboundHandler, InboxItem, Source, SourceOptions } from "../inbound/types.js";
 import { openSqlite } from "../store/sqlite/database.js";
 
@@ -144,7 +143,13 @@ export function createReceiver(options: ReceiverOptions): Receiver {
  */
 function openInbox(path: string): { inbox: InboxStore; closeFile: () => void } {
   const db = openSqlite(path);
-  if (db.memory) return { inbox: new SqliteInboxStore(db), closeFile: () => db.close() };
-  db.close();
-  return { inbox: new ThreadedInboxStore(path), closeFile: () => undefined };
+  const inbox = sqliteInboxFor(db);
+  // On a file the thread has a connection of its own; this one only created and migrated it.
+  if (!db.memory) db.close();
+  return {
+    inbox,
+    closeFile: () => {
+      if (db.open) db.close();
+    },
+  };
 }

@@ -16,12 +16,18 @@ import { ThreadedInboxStore } from "./threaded-inbox-store.js";
 export function inboxStoreFor(store: Store): InboxStore {
   if (store.kind === "sqlite") {
     const db = (store as Store & { db?: SqliteDatabase }).db;
-    // A file gets the inbox thread (see ThreadedInboxStore); an in-memory database can only be
-    // reached through its one connection.
-    if (db) return db.memory ? new SqliteInboxStore(db) : new ThreadedInboxStore(db.name);
+    if (db) return sqliteInboxFor(db);
   }
   if (store instanceof PostgresStore) return new PostgresInboxStore(store.database);
   return unsupportedInboxStore(store.kind);
+}
+
+/**
+ * The inbox in a SQLite database: a file gets the inbox thread (see ThreadedInboxStore), which
+ * opens its own connection; an in-memory database can only be reached through its one connection.
+ */
+export function sqliteInboxFor(db: SqliteDatabase): InboxStore {
+  return db.memory ? new SqliteInboxStore(db) : new ThreadedInboxStore(db.name);
 }
 
 export function isUnsupportedInboxStore(store: InboxStore): boolean {

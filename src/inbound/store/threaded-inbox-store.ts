@@ -14,6 +14,20 @@ import { InboxThread } from "./inbox-thread-client.js";
 import type { ThreadInsertOutcome } from "./thread-protocol.js";
 
 /**
+ * How long outcomes wait for an insert to ride along with, and how recent the last insert must be
+ * for one to be expected. Each message to the thread wakes it and then the event loop for the
+ * answer, and a wake-up costs about 50–90 µs of CPU on a small VM: at 1,000 requests/s, outcomes
+ * sent on their own were a third of the messages and a commit of their own each.
+ */
+const OUTCOME_RIDE_MS = 2;
+const INSERTS_ARRIVING_MS = 5;
+
+interface WaitingOutcomes extends OutcomeBatch {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
  * The SQLite inbox, run on a thread of its own with its own connection to the file.
  *
  * Why: intake is CPU-bound on the event loop, and about a third of that was SQLite (inserts with
@@ -29,20 +43,6 @@ import type { ThreadInsertOutcome } from "./thread-protocol.js";
  * (this thread, the engine's store on the main thread) share SQLite's write lock; each
  * transaction here is short, and a writer that finds it taken waits (busy_timeout).
  */
-/**
- * How long outcomes wait for an insert to ride along with, and how recent the last insert must be
- * for one to be expected. Each message to the thread wakes it and then the event loop for the
- * answer, and a wake-up costs about 50–90 µs of CPU on a small VM: at 1,000 requests/s, outcomes
- * sent on their own were a third of the messages and a commit of their own each.
- */
-const OUTCOME_RIDE_MS = 2;
-const INSERTS_ARRIVING_MS = 5;
-
-interface WaitingOutcomes extends OutcomeBatch {
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
 export class ThreadedInboxStore implements InboxStore {
   readonly kind = "sqlite" as const;
   private thread: InboxThread | undefined;

@@ -42,10 +42,11 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    locked: expired leases first (`expired`, through the lease index), then pending rows (`fresh`,
  *    through the due index) for the room left. Due rows are found in two places because the due
  *    indexes hold only pending rows (migration 4): a claimed row then goes into three indexes, not
- *    five. `head` merges the earliest of both kinds the same way. A row another worker claimed
- *    since our snapshot fails the re-check of `next_attempt_at <= now` (and of its status) under its
- *    new lease and is passed over, so nothing is claimed twice and the scan moves on to that
- *    endpoint's next due row.
+ *    five. `head` merges the earliest of both kinds the same way. Each branch spells its status
+ *    out: only a literal status lets the planner use the partial index that holds it. A row
+ *    another worker claimed since our snapshot fails the re-check of `next_attempt_at <= now` (and
+ *    of its status) under its new lease and is passed over, so nothing is claimed twice and the
+ *    scan moves on to that endpoint's next due row.
  * 5. `claimed` finds the picked rows through the primary key (`= ANY (ARRAY(…))`): joined with
  *    `picked`, whose size the planner guesses as `limit`, it hashed the whole table instead.
  * 6. Each message and endpoint row is sent once per claim, with its first delivery (in the
