@@ -10,6 +10,24 @@ export interface QueryOptions {
    * dispatcher, the API client) knows better whether to try again.
    */
   read?: boolean;
+  /**
+   * A hot statement (claims, outcomes): run as a named prepared statement, so each connection
+   * parses and analyses its text once instead of on every call. Only for fixed text: every
+   * distinct text stays prepared on every connection for the connection's life.
+   */
+  prepared?: boolean;
+}
+
+/** Names of prepared statements by text; the texts are the store's fixed SQL constants. */
+const statementNames = new Map<string, string>();
+
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `pigeon_${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
 /** The pool plus the one retry rule; every statement of the store goes through here. */
@@ -17,7 +35,8 @@ export class Database {
   constructor(readonly pool: pg.Pool) {}
 
   async query(text: string, values: unknown[] = [], options: QueryOptions = {}): Promise<Row[]> {
-    const run = () => this.withClient(async (client) => (await client.query<Row>(text, values)).rows);
+    const query = options.prepared ? { name: statementName(text), text, values } : { text, values };
+    const run = () => this.withClient(async (client) => (await client.query<Row>(query)).rows);
     try {
       return await run();
     } catch (error) {

@@ -528,13 +528,13 @@ export class PostgresStore implements Store {
   async claimDueDeliveries(claim: ClaimRequest): Promise<ClaimedDelivery[]> {
     if (claim.limit <= 0) return [];
     const { text, values } = claimQuery(claim, this.workerId);
-    return claimedFromRows(await this.db.query(text, values));
+    return claimedFromRows(await this.db.query(text, values, { prepared: true }));
   }
 
   async completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void> {
     if (outcomes.length === 0) return;
     const { text, values } = completeQuery(outcomes, now);
-    await this.db.query(text, values);
+    await this.db.query(text, values, { prepared: true });
   }
 
   async releaseDeliveries(ids: string[], now: number): Promise<void> {
