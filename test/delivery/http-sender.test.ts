@@ -141,6 +141,25 @@ describe("HttpSender against loopback sinks", () => {
     expect(Date.now() - started).toBeLessThan(3_000);
   });
 
+  it("never sends a request whose deadline passed while it waited for a connection", async () => {
+    // One connection per origin: the second request queues behind the first, which hangs.
+    const single = new HttpSender({ allowedNetworks: LOOPBACK, connectionsPerOrigin: 1 });
+    const hangsBefore = sink.seen.filter((s) => s.url === "/hang").length;
+    try {
+      const first = single.send(post(`${sink.base}/hang`, { timeoutMs: 600 }));
+      const second = single.send(post(`${sink.base}/hang`, { timeoutMs: 150 }));
+      const [a, b] = await Promise.all([first, second]);
+      expect(a).toMatchObject({ ok: false, errorCode: "timeout" });
+      expect(b).toMatchObject({ ok: false, errorCode: "timeout" });
+      expect(b.status).toBeUndefined();
+      // Room for a late send to show up, had the queued request gone out on a new connection.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(sink.seen.filter((s) => s.url === "/hang").length).toBe(hangsBefore + 1);
+    } finally {
+      await single.close();
+    }
+  });
+
   it("enforces the whole-request timeout on a slow-dripping body", async () => {
     const started = Date.now();
     const result = await sender.send(post(`${sink.base}/drip`, { timeoutMs: 300 }));
