@@ -77,6 +77,10 @@ function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
+function timeoutMessage(timeoutMs: number): string {
+  return `No complete response within ${timeoutMs} ms`;
+}
+
 /** The attempt's result from what came back (or did not) for its request. */
 function resultOf(
   response: CollectedResponse,
@@ -86,9 +90,7 @@ function resultOf(
 ): SendResult {
   if (!response.ok) {
     const errorCode = timedOut ? "timeout" : classifyError(response.error);
-    const errorMessage = timedOut
-      ? `No complete response within ${timeoutMs} ms`
-      : describeError(response.error);
+    const errorMessage = timedOut ? timeoutMessage(timeoutMs) : describeError(response.error);
     const result = failure(startedAt, errorCode, errorMessage);
     // The status line arrived but the body failed: keep what the receiver told us.
     if (response.status !== undefined) {
@@ -178,7 +180,7 @@ export class HttpSender {
       const handler = new ResponseCollector(this.#maxResponseBytes, settle);
       const timer = setTimeout(() => {
         timedOut = true;
-        handler.abort(new Error(`No complete response within ${req.timeoutMs} ms`));
+        handler.abort(new Error(timeoutMessage(req.timeoutMs)));
       }, req.timeoutMs);
       try {
         this.#agent.dispatch(

@@ -10,9 +10,11 @@ export type CollectedResponse =
  * Collects one response straight from undici's dispatch callbacks, keeping at most `limit` bytes of
  * its body.
  *
- * Why not `request()`: it wraps every response in a Readable stream and a promise, which cost
- * about 5 µs of CPU per request in a loopback POST loop (7% of the request), and a webhook sender
- * only ever wants the first few kilobytes of the body as text.
+ * Why not `request()`: it wraps every response in a Readable stream and a promise, and a webhook
+ * sender only ever wants the first few kilobytes of the body as text. In a loopback POST loop the
+ * stream and promise alone cost about 5 µs of CPU per request (7%); the sender as a whole went from
+ * 121.5 to 101.5 µs per request (median of interleaved rounds) with this and without its abort
+ * signal.
  *
  * Receivers control how much they send back, so past the limit the request is aborted: undici
  * then drops the connection instead of reading an unbounded body. The response still counts, with
