@@ -197,7 +197,7 @@ async function releaseBacklog(admin: pg.Pool, schema: string, messageIds?: strin
 }
 
 /** Pigeon: preload a held backlog, start `workers` worker processes, release it, time the drain. */
-async function pigeonDrain(
+export async function pigeonDrain(
   sink: SinkProcess,
   admin: pg.Pool,
   workers: number,

@@ -245,6 +245,7 @@ export class Dispatcher {
             endpointConcurrency: this.config.endpointConcurrency,
             endpointHoldLimit: this.endpointHoldLimit,
             heldByEndpoint: held,
+            peerTimeoutMs: Math.max(5_000, 3 * this.config.pollIntervalMs),
           });
           for (const item of claimed) {
             if (this.owned.has(item.delivery.id)) {

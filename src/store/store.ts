@@ -136,6 +136,12 @@ export interface ClaimRequest {
    */
   endpointHoldLimit?: number;
   heldByEndpoint: Record<string, number>;
+  /**
+   * How long after its last claim another worker still counts as live, for a shared backend that
+   * shares endpoints between live workers; a few of the dispatcher's poll intervals, since an idle
+   * worker claims once per poll.
+   */
+  peerTimeoutMs?: number;
 }
 
 export interface ClaimedDelivery {

@@ -246,6 +246,82 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     expect(await claim(workerA, 2, T0 + 2)).toHaveLength(0);
   });
 
+  /** Endpoint ids of a claim's rows. */
+  const endpointsOf = (claimed: ClaimedDelivery[]) => new Set(claimed.map((c) => c.endpoint.id));
+
+  it("live workers split the endpoints with work between them; a lone worker takes them all", async () => {
+    const a = new Worker("a", t.store);
+    const b = new Worker("b", await t.openAnother());
+    const { app, eps } = await setup(t.store, 8);
+    for (let i = 0; i < 10; i++) await publish(t.store, app, eps, {}, { nextAttemptAt: T0 - 100 + i });
+    // Both announce themselves with a claim before the work comes due.
+    expect(await a.claim(T0 - 200, 4, 100, 12)).toEqual([]);
+    expect(await b.claim(T0 - 200, 4, 100, 12)).toEqual([]);
+
+    const byA = endpointsOf(await a.claim(T0, 4, 1000, 12));
+    const byB = endpointsOf(await b.claim(T0, 4, 1000, 12));
+    expect(byA.size).toBe(4);
+    expect(byB.size).toBe(4);
+    expect([...byA].filter((id) => byB.has(id))).toEqual([]);
+    // Each is alone on its endpoints, so each holds up to its hold limit there: 10 due rows each.
+    expect(a.held.get([...byA][0]!)).toBe(10);
+  });
+
+  it("a worker that stops leaves its share to the others at once; a store that never claimed has none", async () => {
+    const a = new Worker("a", t.store);
+    const b = new Worker("b", await t.openAnother());
+    const api = await t.openAnother();
+    const { app, eps } = await setup(api, 6);
+    await publish(api, app, eps, {}, { nextAttemptAt: T0 });
+    expect(await a.claim(T0 - 200, 4, 100)).toEqual([]);
+    expect(await b.claim(T0 - 200, 4, 100)).toEqual([]);
+    await b.store.close();
+    expect(endpointsOf(await a.claim(T0, 4, 1000)).size).toBe(6);
+  });
+
+  it("a worker that joins while another holds every endpoint gets a share once the holder stops refilling the rest", async () => {
+    const a = new Worker("a", t.store);
+    const b = new Worker("b", await t.openAnother());
+    const { app, eps } = await setup(t.store, 4);
+    for (let i = 0; i < 30; i++) await publish(t.store, app, eps, {}, { nextAttemptAt: T0 - 100 + i });
+    // Alone, A takes every endpoint, up to its hold limit on each.
+    const first = await a.claim(T0, 4, 1000, 12);
+    expect(endpointsOf(first).size).toBe(4);
+    // B joins: A's leases fill every cap, so B finds no room.
+    expect(await b.claim(T0 + 1, 4, 1000, 12)).toEqual([]);
+
+    // A sends and records half of what it holds, then refills: B starves, so A refills only its
+    // share (two endpoints) and lets the other two run dry.
+    const half = [...eps].flatMap((ep) => first.filter((c) => c.endpoint.id === ep.id).slice(0, 6));
+    await a.complete(half, T0 + 2);
+    const refill = await a.claim(T0 + 3, 4, 1000, 12);
+    const kept = endpointsOf(refill);
+    expect(kept.size).toBe(2);
+    const dropped = eps.filter((ep) => !kept.has(ep.id)).map((ep) => ep.id);
+
+    // Once A has recorded what it held there, B takes those two, and only those.
+    await a.complete(
+      first.filter((c) => dropped.includes(c.endpoint.id) && !half.includes(c)),
+      T0 + 4,
+    );
+    const byB = endpointsOf(await b.claim(T0 + 5, 4, 1000, 12));
+    expect([...byB].sort()).toEqual([...dropped].sort());
+    // And A keeps refilling its own two: B holds its share, so nobody starves.
+    expect(endpointsOf(await a.claim(T0 + 6, 4, 1000, 12)).size).toBeLessThanOrEqual(2);
+  });
+
+  it("a worker whose last claim is older than the peer timeout gets no share", async () => {
+    const a = new Worker("a", t.store);
+    const quiet = new Worker("quiet", await t.openAnother());
+    const { app, eps } = await setup(t.store, 4);
+    await publish(t.store, app, eps, {}, { nextAttemptAt: T0 });
+    expect(await quiet.claim(T0 - 10_000, 4, 100)).toEqual([]);
+    const claimed = await a.store.claimDueDeliveries(
+      claimAt(T0, { endpointConcurrency: 4, peerTimeoutMs: 5_000, heldByEndpoint: {} }),
+    );
+    expect(endpointsOf(claimed).size).toBe(4);
+  });
+
   it("a dead worker's expired leases are claimed first, within the room, beside pending rows", async () => {
     // The due indexes hold pending rows only; expired leases are found through the lease index.
     const dead = await t.openAnother();
@@ -258,10 +334,12 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     );
     expect(leased.map((c) => c.endpoint.id)).toEqual([ep.id, ep.id]);
 
-    // Before the leases expire, the dead worker's two count against ep's cap of 3.
+    // Before the leases expire, the dead worker's two count against ep's cap of 3. Its heartbeat
+    // is older than the peer timeout (seconds, where a lease lasts minutes), so this worker no
+    // longer leaves it a share of the endpoints.
     expect(await t.store.nextDueAt()).toBe(T0 + 2);
     const early = await t.store.claimDueDeliveries(
-      claimAt(T0 + 50, { limit: 100, endpointConcurrency: 3, heldByEndpoint: {} }),
+      claimAt(T0 + 50, { limit: 100, endpointConcurrency: 3, heldByEndpoint: {}, peerTimeoutMs: 20 }),
     );
     expect(early.filter((c) => c.endpoint.id === ep.id)).toHaveLength(1);
     expect(early.filter((c) => c.endpoint.id === other.id)).toHaveLength(1);

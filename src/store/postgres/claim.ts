@@ -13,6 +13,22 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    this worker's holding fill the cap are left out. That cap filter reads the statement's snapshot,
  *    which may be a little old: it only keeps a full endpoint's backlog from crowding everyone
  *    else out of the head scan (a second worker would otherwise see nothing but it).
+ * 1b. `wanted`: the head's endpoints this worker may take, so that live workers split the endpoints
+ *    with work between them. Why: a worker alone on an endpoint holds up to its hold limit there,
+ *    which fills the cap, so whichever worker claimed first kept every endpoint and a second
+ *    worker found no room anywhere (measured: with two workers, one took all 20,000 deliveries
+ *    while the other sat idle). A worker is live while its last claim (`beat`, a row in
+ *    worker_heartbeats) is younger than the peer timeout; its `share` is the busy endpoints (in
+ *    the head, leased by others, or held here) divided by the live workers, rounded up.
+ *    - Endpoints it holds (`mine`, from `heldByEndpoint`) stay its own, the first `share` of them
+ *      by id; the rest it lets run dry, but only while a live peer holds fewer than `share`
+ *      endpoints (`starving`): with nobody short of work, keeping them wastes nothing.
+ *    - It takes new endpoints (`newcomers`) only up to its share: first those nobody else holds a
+ *      lease on, among them first those it wins by rendezvous hashing (md5 of endpoint and worker,
+ *      highest among the live workers), so two workers claiming at once mostly want different
+ *      endpoints rather than the same ones (SKIP LOCKED would leave the later one with nothing).
+ *    With one live worker the share is every busy endpoint, as before. None of this affects the
+ *    cap: `room` still enforces it, whatever any worker believes about the others.
  * 2. `locked`: those endpoint rows, `FOR NO KEY UPDATE SKIP LOCKED`, in id order. Every claim takes
  *    this lock, so claims for one endpoint never overlap; SKIP LOCKED means a claim never waits (an
  *    endpoint another worker is claiming right now is left to it). NO KEY UPDATE, not UPDATE, so
@@ -58,11 +74,16 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    it was before the claim, with status 'sending'.
  */
 const CLAIM_SQL = `
-WITH full_endpoints AS MATERIALIZED (
-  SELECT endpoint_id FROM deliveries
+WITH other_leases AS MATERIALIZED (
+  SELECT locked_by, endpoint_id, count(*) AS n FROM deliveries
    WHERE status = 'sending' AND next_attempt_at > $1 AND locked_by IS DISTINCT FROM $7
-   GROUP BY endpoint_id
-  HAVING count(*) + COALESCE(($6::jsonb ->> endpoint_id)::int, 0) >= $5
+   GROUP BY locked_by, endpoint_id
+),
+others AS MATERIALIZED (
+  SELECT endpoint_id, sum(n) AS n FROM other_leases GROUP BY endpoint_id
+),
+full_endpoints AS MATERIALIZED (
+  SELECT endpoint_id FROM others WHERE n + COALESCE(($6::jsonb ->> endpoint_id)::int, 0) >= $5
 ),
 head AS MATERIALIZED (
   SELECT due.endpoint_id, count(*) AS n FROM (
@@ -86,9 +107,50 @@ head AS MATERIALIZED (
   ) due
   GROUP BY due.endpoint_id
 ),
+beat AS (
+  INSERT INTO worker_heartbeats (id, seen_at) VALUES ($7, $1)
+  ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+),
+forgotten AS (
+  DELETE FROM worker_heartbeats WHERE seen_at < $1 - 86400000
+),
+mine AS MATERIALIZED (
+  SELECT key AS endpoint_id, row_number() OVER (ORDER BY key) AS rank
+    FROM jsonb_each_text($6::jsonb) WHERE value::int > 0
+),
+peers AS MATERIALIZED (
+  SELECT id FROM worker_heartbeats WHERE seen_at > $1 - $9 AND id <> $7
+),
+share AS MATERIALIZED (
+  SELECT CEIL(count(*)::numeric / (1 + (SELECT count(*) FROM peers)))::int AS n
+    FROM (SELECT endpoint_id FROM head UNION SELECT endpoint_id FROM others UNION SELECT endpoint_id FROM mine) busy
+),
+starving AS MATERIALIZED (
+  SELECT EXISTS (
+    SELECT 1 FROM peers p
+     WHERE (SELECT count(*) FROM other_leases o WHERE o.locked_by = p.id) < (SELECT n FROM share)
+  ) AS yes
+),
+newcomers AS MATERIALIZED (
+  SELECT h.endpoint_id,
+         row_number() OVER (
+           ORDER BY h.endpoint_id IN (SELECT endpoint_id FROM others),
+                    EXISTS (SELECT 1 FROM peers p WHERE md5(h.endpoint_id || p.id) > md5(h.endpoint_id || $7)),
+                    md5(h.endpoint_id || $7)
+         ) AS rank
+    FROM head h
+   WHERE h.endpoint_id NOT IN (SELECT endpoint_id FROM mine)
+),
+wanted AS MATERIALIZED (
+  SELECT h.* FROM head h JOIN mine m ON m.endpoint_id = h.endpoint_id
+   WHERE m.rank <= (SELECT n FROM share) OR NOT (SELECT yes FROM starving)
+  UNION ALL
+  SELECT h.* FROM head h JOIN newcomers c ON c.endpoint_id = h.endpoint_id
+   WHERE (SELECT count(*) FROM mine) + c.rank <= (SELECT n FROM share)
+),
 locked AS MATERIALIZED (
   SELECT e.* FROM endpoints e
-   WHERE e.id IN (SELECT endpoint_id FROM head)
+   WHERE e.id IN (SELECT endpoint_id FROM wanted)
    ORDER BY e.id
    FOR NO KEY UPDATE OF e SKIP LOCKED
 ),
@@ -96,7 +158,7 @@ room AS MATERIALIZED (
   SELECT l.id AS endpoint_id,
          LEAST(h.n, CASE WHEN o.n = 0 AND l.rate_limit IS NULL THEN $8 ELSE $5 - o.n END - COALESCE(($6::jsonb ->> l.id)::int, 0)) AS room
     FROM locked l
-    JOIN head h ON h.endpoint_id = l.id
+    JOIN wanted h ON h.endpoint_id = l.id
    CROSS JOIN LATERAL (SELECT pigeon_other_leases(l.id, $1, $7) AS n) o
 ),
 expired AS MATERIALIZED (
@@ -146,6 +208,9 @@ SELECT row_to_json(p.*) AS delivery,
  ORDER BY p.next_attempt_at, p.id
 `;
 
+/** How long a worker counts as live after its last claim when the claim does not say. */
+export const DEFAULT_PEER_TIMEOUT_MS = 10_000;
+
 export function claimQuery(claim: ClaimRequest, worker: string): { text: string; values: unknown[] } {
   return {
     text: CLAIM_SQL,
@@ -158,6 +223,7 @@ export function claimQuery(claim: ClaimRequest, worker: string): { text: string;
       JSON.stringify(claim.heldByEndpoint),
       worker,
       claim.endpointHoldLimit ?? claim.endpointConcurrency,
+      claim.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
     ],
   };
 }

@@ -274,6 +274,16 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE attempts ADD PRIMARY KEY (msg_id, id);
   DROP INDEX attempts_msg;
   `,
+  // 5: the workers claiming from this schema, each with the time of its last claim, so that claims
+  // can share the endpoints with work between the live workers (see claim.ts). A worker removes its
+  // row when it stops; a killed worker's row stops counting once it is older than the claim's peer
+  // timeout, and claims delete rows a day old.
+  `
+  CREATE TABLE worker_heartbeats (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+  );
+  `,
 ];
 
 /**

@@ -110,6 +110,8 @@ export class PostgresStore implements Store {
   private readonly db: Database;
   private readonly listener: WorkListener;
   private closing: Promise<void> | undefined;
+  /** This store has claimed, and so has a heartbeat row to remove when it closes. */
+  private hasClaimed = false;
 
   private constructor(
     private readonly config: PostgresConnectionConfig,
@@ -147,8 +149,22 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.closing ??= Promise.all([this.listener.close(), this.db.pool.end()]).then(() => {});
+    this.closing ??= this.leaveWorkers().then(() =>
+      Promise.all([this.listener.close(), this.db.pool.end()]).then(() => {}),
+    );
     return this.closing;
+  }
+
+  /**
+   * A worker that stops says so, so the others take its share of the endpoints at once rather
+   * than once its heartbeat is too old (see claim.ts). Best effort: a store that cannot reach the
+   * database is simply forgotten later.
+   */
+  private async leaveWorkers(): Promise<void> {
+    if (!this.hasClaimed) return;
+    await this.db
+      .query("DELETE FROM worker_heartbeats WHERE id = $1", [this.workerId])
+      .catch(() => undefined);
   }
 
   onNewWork(listener: () => void): () => void {
@@ -527,6 +543,7 @@ export class PostgresStore implements Store {
 
   async claimDueDeliveries(claim: ClaimRequest): Promise<ClaimedDelivery[]> {
     if (claim.limit <= 0) return [];
+    this.hasClaimed = true;
     const { text, values } = claimQuery(claim, this.workerId);
     return claimedFromRows(await this.db.query(text, values, { prepared: true }));
   }
