@@ -28,7 +28,7 @@
  * percentile arrivals, as in bench/delivery.ts. A CPU profile (from /proc) says where the time
  * went: PostgreSQL, the workers, the sink.
  *
- *   npm run build && node --import tsx bench/postgres.ts
+ *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only 1,2]
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -197,7 +197,7 @@ async function releaseBacklog(admin: pg.Pool, schema: string, messageIds?: strin
 }
 
 /** Pigeon: preload a held backlog, start `workers` worker processes, release it, time the drain. */
-export async function pigeonDrain(
+async function pigeonDrain(
   sink: SinkProcess,
   admin: pg.Pool,
   workers: number,
@@ -527,8 +527,45 @@ export async function runPostgresBench() {
   }
 }
 
+/**
+ * Profiling aid: Pigeon's drains alone, at the given worker counts in turn (`--pigeon-only 1,2,2,1`),
+ * one JSON line each; no baseline, so not a result to quote.
+ */
+async function runPigeonOnly(counts: number[]): Promise<void> {
+  const admin = new pg.Pool({
+    connectionString: POSTGRES_URL,
+    application_name: "pigeon-bench-admin",
+    max: 2,
+  });
+  const sink = await SinkProcess.start();
+  try {
+    for (const workers of counts) {
+      const r = await pigeonDrain(sink, admin, workers);
+      console.log(
+        JSON.stringify({
+          workers,
+          drainPerSec: r.drainPerSec,
+          cpuMsPerDelivery: r.cpuMsPerDelivery,
+          cpu: r.cpu,
+        }),
+      );
+    }
+  } finally {
+    sink.stop();
+    await admin.end();
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await runPostgresBench();
-  console.log(JSON.stringify({ postgres: result }, null, 2));
+  const only = process.argv.indexOf("--pigeon-only");
+  if (only >= 0) {
+    const counts = (process.argv[only + 1] ?? "1").split(",").map(Number);
+    if (counts.some((n) => !Number.isInteger(n) || n < 1))
+      throw new Error("--pigeon-only takes worker counts such as 1,2,4");
+    await runPigeonOnly(counts);
+  } else {
+    const result = await runPostgresBench();
+    console.log(JSON.stringify({ postgres: result }, null, 2));
+  }
   process.exit(0);
 }
