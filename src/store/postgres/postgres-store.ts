@@ -157,14 +157,21 @@ export class PostgresStore implements Store {
 
   /**
    * A worker that stops says so, so the others take its share of the endpoints at once rather
-   * than once its heartbeat is too old (see claim.ts). Best effort: a store that cannot reach the
-   * database is simply forgotten later.
+   * than once its heartbeat is too old (see claim.ts). Best effort, and never more than a second
+   * of the shutdown: a store that cannot reach the database is simply forgotten later.
    */
   private async leaveWorkers(): Promise<void> {
     if (!this.hasClaimed) return;
-    await this.db
-      .query("DELETE FROM worker_heartbeats WHERE id = $1", [this.workerId])
-      .catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1_000);
+    });
+    const leave = this.db.query("DELETE FROM worker_heartbeats WHERE id = $1", [this.workerId]).then(
+      () => undefined,
+      () => undefined,
+    );
+    await Promise.race([leave, giveUp]);
+    clearTimeout(timer);
   }
 
   onNewWork(listener: () => void): () => void {
