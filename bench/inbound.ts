@@ -3,9 +3,10 @@
  * synchronous=FULL → 200, processor running) against a bare node:http server that only reads the
  * body and answers 200, measured in the same run by the same load generator.
  *
- *     node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing]
+ *     node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference]
  *
- * `--no-processing` measures intake alone (no handler, items stay queued); `--pigeon-only`
+ * `--no-processing` measures intake alone (no handler, items stay queued); `--reference` adds a closed
+ * loop against bench/minimal-intake.ts, about the least a durable intake can do; `--pigeon-only`
  * (with `--rate-only`) runs just Pigeon once more after a warm-up, for profiling.
  *
  * The load generator runs in a child process (its own event loop and core) with undici: a closed loop at
@@ -24,6 +25,7 @@ import { join, resolve } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { startMinimalIntake } from "./minimal-intake.js";
 
 export interface LoadSpec {
   mode: "closed" | "rate";
@@ -181,6 +183,8 @@ export interface InboundBenchOptions {
   processing: boolean;
   /** Profiling aid: after a warm-up, run only Pigeon once in this mode and return that. */
   only?: LoadSpec["mode"];
+  /** Also load bench/minimal-intake.ts in the closed loop: what syncing before answering costs at least. */
+  reference?: boolean;
 }
 
 function argument(name: string, fallback: number): number {
@@ -200,7 +204,7 @@ async function listen(server: Server): Promise<string> {
  * `concurrency` for throughput, then a fixed `rate` for latency. Prints a table; returns the figures.
  */
 export async function runInboundBench(options: Partial<InboundBenchOptions> = {}): Promise<unknown> {
-  const { seconds = 5, concurrency = 64, rate = 1000, processing = true, only } = options;
+  const { seconds = 5, concurrency = 64, rate = 1000, processing = true, only, reference = false } = options;
 
   const { loadConfig } = await import("../src/core/config.js");
   const { PigeonEngine } = await import("../src/engine.js");
@@ -240,6 +244,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     });
   });
   const bareUrl = `${await listen(bare)}/in/bare`;
+  const minimal = reference ? await startMinimalIntake(secret) : undefined;
 
   // Each run starts from an empty queue, so a backlog left by the previous one (a closed loop
   // outruns the processor) is not billed to the next.
@@ -285,6 +290,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     bare.closeAllConnections();
     await new Promise<void>((r) => pigeon.close(() => r()));
     await new Promise<void>((r) => bare.close(() => r()));
+    await minimal?.close();
     await engine.stop();
     rmSync(dir, { recursive: true, force: true });
   };
@@ -304,6 +310,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     },
     fixedRate: { bare: await run("bare", bareUrl, "rate"), pigeon: await run("pigeon", pigeonUrl, "rate") },
   };
+  const referenceRun = minimal ? await run("minimal", minimal.url, "closed") : undefined;
   const stats = await engine.inbound.stats(source);
 
   const summary = {
@@ -322,7 +329,15 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
       intakeVsBare: Number(
         (results.closedLoop.pigeon.ratePerSec / results.closedLoop.bare.ratePerSec).toFixed(3),
       ),
+      ...(referenceRun
+        ? {
+            minimalDurableVsBare: Number(
+              (referenceRun.ratePerSec / results.closedLoop.bare.ratePerSec).toFixed(3),
+            ),
+          }
+        : {}),
     },
+    ...(referenceRun ? { minimalDurableIntake: referenceRun } : {}),
     pigeonInbox: { ...stats.counts, handledDuringRun: handled },
   };
   const row = (name: string, r: RunResult) =>
@@ -335,7 +350,13 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
   console.log(row(`pigeon, ${concurrency} in flight`, results.closedLoop.pigeon));
   console.log(row(`bare, ${rate} req/s`, results.fixedRate.bare));
   console.log(row(`pigeon, ${rate} req/s`, results.fixedRate.pigeon));
+  if (referenceRun) console.log(row(`minimal durable, ${concurrency} in fl.`, referenceRun));
   console.log(`\nPigeon intake / bare server: ${summary.ratio.intakeVsBare}`);
+  if (referenceRun) {
+    console.log(
+      `Minimal durable intake / bare server: ${summary.ratio.minimalDurableVsBare} (reference, not a goal)`,
+    );
+  }
   await close();
   return summary;
 }
@@ -353,6 +374,7 @@ if (isEntryPoint && !IS_LOADGEN) {
     concurrency: argument("concurrency", 64),
     rate: argument("rate", 1000),
     processing: !process.argv.includes("--no-processing"),
+    reference: process.argv.includes("--reference"),
     ...(only ? { only } : {}),
   });
   console.log(`\n${JSON.stringify(summary, null, 2)}`);
