@@ -170,6 +170,15 @@ export class Dispatcher {
     return queue;
   }
 
+  /**
+   * How long other workers count as live after their last claim (ClaimRequest.peerTimeoutMs): an
+   * idle worker claims once per poll, so three polls, and at least 5 s so a busy machine's late
+   * timers do not make a live worker look gone.
+   */
+  private get peerTimeoutMs(): number {
+    return Math.max(5_000, 3 * this.config.pollIntervalMs);
+  }
+
   /** What a claim may let this worker hold per endpoint at most (ClaimRequest.endpointHoldLimit). */
   private get endpointHoldLimit(): number {
     return this.config.endpointConcurrency * 3;
@@ -245,7 +254,7 @@ export class Dispatcher {
             endpointConcurrency: this.config.endpointConcurrency,
             endpointHoldLimit: this.endpointHoldLimit,
             heldByEndpoint: held,
-            peerTimeoutMs: Math.max(5_000, 3 * this.config.pollIntervalMs),
+            peerTimeoutMs: this.peerTimeoutMs,
           });
           for (const item of claimed) {
             if (this.owned.has(item.delivery.id)) {
