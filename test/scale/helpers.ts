@@ -154,6 +154,25 @@ export function apiClient(baseUrl: string): ApiClient {
   };
 }
 
+/**
+ * Creates an application and its endpoints through the HTTP API (bodies as the API takes them) and
+ * returns the application's id; any answer but 201 fails the test with what the API said.
+ */
+export async function createAppWithEndpoints(
+  client: ApiClient,
+  app: Record<string, unknown>,
+  endpoints: Record<string, unknown>[],
+): Promise<string> {
+  const created = async (path: string, body: Record<string, unknown>) => {
+    const res = await client.call("POST", path, body);
+    if (res.status !== 201) throw new Error(`POST ${path} answered ${res.status}: ${await res.text()}`);
+    return (await res.json()) as { id: string };
+  };
+  const { id } = await created("/api/v1/app", app);
+  for (const endpoint of endpoints) await created(`/api/v1/app/${id}/endpoint`, endpoint);
+  return id;
+}
+
 export interface ProduceResult {
   accepted: number;
   /** Answers that were neither 202 nor 409 (and network errors), each followed by a retry. */

@@ -6,6 +6,7 @@ import {
   type ApiClient,
   ArrivalSink,
   apiClient,
+  createAppWithEndpoints,
   duplicatesOf,
   maxPerSecond,
   produce,
@@ -65,20 +66,14 @@ describeBackend("postgres", "scale-out: three workers, one API, rate limits, a k
     await Promise.all(workers.map((w) => w.start()));
 
     const client: ApiClient = apiClient(api.baseUrl);
-    const created = await client.call("POST", "/api/v1/app", { name: "Scale", uid: "scale" });
-    expect(created.status).toBe(201);
-    const app = (await created.json()) as { id: string };
-    for (let i = 0; i < ENDPOINTS; i++) {
-      const res = await client.call("POST", `/api/v1/app/${app.id}/endpoint`, {
-        url: sinks[i]!.url(),
-        channels: [`c${i}`],
-        rateLimit: RATE,
-      });
-      expect(res.status).toBe(201);
-    }
+    const appId = await createAppWithEndpoints(
+      client,
+      { name: "Scale", uid: "scale" },
+      sinks.map((sink, i) => ({ url: sink.url(), channels: [`c${i}`], rateLimit: RATE })),
+    );
 
     const started = Date.now();
-    const producing = produce(client, app.id, MESSAGES, (n) => ({
+    const producing = produce(client, appId, MESSAGES, (n) => ({
       eventType: "scale.test",
       channels: [`c${n % ENDPOINTS}`],
       payload: { n },

@@ -5,7 +5,14 @@ import { describeBackend, POSTGRES_TEST_URL } from "../helpers/backends.js";
 import { freePort, PigeonProcess } from "../helpers/child.js";
 import { waitUntil } from "../helpers/sink.js";
 import { application, attempt, endpoint, publish, T0 } from "../store/fixtures.js";
-import { ArrivalSink, apiClient, duplicatesOf, produce, ScaleDatabase } from "./helpers.js";
+import {
+  ArrivalSink,
+  apiClient,
+  createAppWithEndpoints,
+  duplicatesOf,
+  produce,
+  ScaleDatabase,
+} from "./helpers.js";
 
 const MESSAGES = 2_500;
 const ENDPOINTS = 2;
@@ -49,19 +56,16 @@ describeBackend("postgres", "scale-out: reconnecting after terminated connection
     ]);
     await pigeon.start();
     const client = apiClient(pigeon.baseUrl);
-    const app = (await (await client.call("POST", "/api/v1/app", { name: "Reconnect" })).json()) as {
-      id: string;
-    };
-    for (const sink of sinks) {
-      expect((await client.call("POST", `/api/v1/app/${app.id}/endpoint`, { url: sink.url() })).status).toBe(
-        201,
-      );
-    }
+    const appId = await createAppWithEndpoints(
+      client,
+      { name: "Reconnect" },
+      sinks.map((sink) => ({ url: sink.url() })),
+    );
 
     const started = Date.now();
     const producing = produce(
       client,
-      app.id,
+      appId,
       MESSAGES,
       (n) => ({ eventType: "reconnect.test", payload: { n } }),
       {
@@ -96,7 +100,7 @@ describeBackend("postgres", "scale-out: reconnecting after terminated connection
       let tries = 0;
       for (;;) {
         tries++;
-        const res = await client.call("GET", `/api/v1/app/${app.id}`).catch(() => undefined);
+        const res = await client.call("GET", `/api/v1/app/${appId}`).catch(() => undefined);
         if (res?.status === 200) break;
         expect(tries).toBeLessThan(20);
         await new Promise((r) => setTimeout(r, 50));

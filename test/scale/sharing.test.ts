@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeBackend } from "../helpers/backends.js";
 import { freePort, PigeonProcess } from "../helpers/child.js";
 import { waitUntil } from "../helpers/sink.js";
-import { apiClient, produce, ScaleDatabase } from "./helpers.js";
+import { apiClient, createAppWithEndpoints, produce, ScaleDatabase } from "./helpers.js";
 
 const ENDPOINTS = 8;
 const MESSAGES = 800;
@@ -57,16 +57,13 @@ describeBackend("postgres", "scale-out: a worker joining a running drain takes i
     };
     const api = await start("api");
     const client = apiClient(api.baseUrl);
-    const created = await client.call("POST", "/api/v1/app", { name: "Sharing" });
-    const app = (await created.json()) as { id: string };
     const port = (sink.address() as AddressInfo).port;
-    for (let i = 0; i < ENDPOINTS; i++) {
-      const res = await client.call("POST", `/api/v1/app/${app.id}/endpoint`, {
-        url: `http://127.0.0.1:${port}/e${i}`,
-      });
-      expect(res.status).toBe(201);
-    }
-    const production = await produce(client, app.id, MESSAGES, (n) => ({
+    const appId = await createAppWithEndpoints(
+      client,
+      { name: "Sharing" },
+      Array.from({ length: ENDPOINTS }, (_, i) => ({ url: `http://127.0.0.1:${port}/e${i}` })),
+    );
+    const production = await produce(client, appId, MESSAGES, (n) => ({
       eventType: "sharing.test",
       payload: { n },
     }));

@@ -292,7 +292,7 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
 
     // A sends and records half of what it holds, then refills: B starves, so A refills only its
     // share (two endpoints) and lets the other two run dry.
-    const half = [...eps].flatMap((ep) => first.filter((c) => c.endpoint.id === ep.id).slice(0, 6));
+    const half = eps.flatMap((ep) => first.filter((c) => c.endpoint.id === ep.id).slice(0, 6));
     await a.complete(half, T0 + 2);
     const refill = await a.claim(T0 + 3, 4, 1000, 12);
     const kept = endpointsOf(refill);
