@@ -346,6 +346,27 @@ describeBackends("InboxStore conformance", (backend) => {
     expect(only.map((c) => `${c.item.sourceId}:${c.item.orderingKey}`)).toEqual(["src_a:k3"]);
   });
 
+  it("looks past due items it may not take for ones it may, even with a small batch", async () => {
+    // The oldest due items belong to a source with room for one, and to a busy key: a claim of
+    // three must still reach the takeable items behind them.
+    await store.insertItems([
+      item("src_a", { receivedAt: T0 }),
+      item("src_a", { receivedAt: T0 + 1 }),
+      item("src_a", { orderingKey: "busy", receivedAt: T0 + 2 }),
+      item("src_a", { receivedAt: T0 + 3 }),
+      item("src_b", { receivedAt: T0 + 4 }),
+      item("src_b", { receivedAt: T0 + 5 }),
+    ]);
+    const taken = await store.claimItems(
+      claim({ now: T0 + 10, limit: 3, roomBySource: { src_a: 1 }, busyKeys: ["src_a\u0000busy"] }),
+    );
+    expect(taken.map((c) => `${c.item.sourceId}@${c.item.receivedAt - T0}`)).toEqual([
+      "src_a@0",
+      "src_b@4",
+      "src_b@5",
+    ]);
+  });
+
   it("marks items stale, raises ordering marks, never lowers them, and reports them on claim", async () => {
     await store.insertItems([item("src_a", { orderingKey: "k", eventTime: 500 })]);
     const [c] = await store.claimItems(claim());

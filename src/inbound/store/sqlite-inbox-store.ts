@@ -299,37 +299,49 @@ export class SqliteInboxStore implements InboxStore {
       // every claim, so they must be cheap.
       const sourceFilter =
         claim.sourceIds === null ? "" : "AND i.source_id IN (SELECT value FROM json_each(?))";
-      const params: unknown[] = [claim.now];
-      if (claim.sourceIds !== null) params.push(JSON.stringify(claim.sourceIds));
-      params.push(JSON.stringify(claim.excludeSourceIds), claim.limit * 4);
-      const candidates = this.all(
-        `SELECT i.id, i.source_id, i.ordering_key, m.newest_event_time FROM inbox_items i
-           LEFT JOIN inbound_order_marks m ON m.source_id = i.source_id AND m.ordering_key = i.ordering_key
-           WHERE i.status IN ('received', 'processing') AND i.next_attempt_at <= ? ${sourceFilter}
-             AND i.source_id NOT IN (SELECT value FROM json_each(?))
-           ORDER BY i.next_attempt_at, i.id LIMIT ?`,
-        ...params,
-      );
+      const readCandidates = (count: number) => {
+        const params: unknown[] = [claim.now];
+        if (claim.sourceIds !== null) params.push(JSON.stringify(claim.sourceIds));
+        params.push(JSON.stringify(claim.excludeSourceIds), count);
+        return this.all(
+          `SELECT i.id, i.source_id, i.ordering_key, m.newest_event_time FROM inbox_items i
+             LEFT JOIN inbound_order_marks m ON m.source_id = i.source_id AND m.ordering_key = i.ordering_key
+             WHERE i.status IN ('received', 'processing') AND i.next_attempt_at <= ? ${sourceFilter}
+               AND i.source_id NOT IN (SELECT value FROM json_each(?))
+             ORDER BY i.next_attempt_at, i.id LIMIT ?`,
+          ...params,
+        );
+      };
       // One process owns a SQLite file, so what the caller holds is all that is in flight: take
       // no more per source than its cap leaves room for, and one item per ordering key.
-      const busy = new Set(claim.busyKeys);
-      const held = new Set(claim.heldIds);
-      const room = new Map(Object.entries(claim.roomBySource));
-      const newest = new Map<string, number | null>();
-      for (const row of candidates) {
-        if (newest.size >= claim.limit) break;
-        if (held.has(String(row.id))) continue;
-        const sourceId = String(row.source_id);
-        const left = room.get(sourceId);
-        if (left !== undefined && left <= 0) continue;
-        if (row.ordering_key !== null) {
-          const key = keyOf(sourceId, String(row.ordering_key));
-          if (busy.has(key)) continue;
-          busy.add(key);
+      const pick = (candidates: Row[]) => {
+        const busy = new Set(claim.busyKeys);
+        const held = new Set(claim.heldIds);
+        const room = new Map(Object.entries(claim.roomBySource));
+        const newest = new Map<string, number | null>();
+        for (const row of candidates) {
+          if (newest.size >= claim.limit) break;
+          if (held.has(String(row.id))) continue;
+          const sourceId = String(row.source_id);
+          const left = room.get(sourceId);
+          if (left !== undefined && left <= 0) continue;
+          if (row.ordering_key !== null) {
+            const key = keyOf(sourceId, String(row.ordering_key));
+            if (busy.has(key)) continue;
+            busy.add(key);
+          }
+          if (left !== undefined) room.set(sourceId, left - 1);
+          newest.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
         }
-        if (left !== undefined) room.set(sourceId, left - 1);
-        newest.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
-      }
+        return newest;
+      };
+      // Usually the first `limit` due rows are all takeable (one source with room, no busy keys):
+      // read just those. Only when some had to be passed over, read further, up to four times as
+      // many, so a full source or a busy key cannot hide what stands behind it.
+      const first = readCandidates(claim.limit);
+      let newest = pick(first);
+      if (newest.size < claim.limit && first.length === claim.limit)
+        newest = pick(readCandidates(claim.limit * 4));
       if (newest.size === 0) return [];
       const ids = JSON.stringify([...newest.keys()]);
       this.run(
