@@ -9,7 +9,7 @@ import type {
   SourceOptions,
 } from "../types.js";
 import { INBOX_STATUSES } from "../types.js";
-import type { SourceStats } from "./inbox-store.js";
+import { type InboxClaim, keyOf, type SourceStats } from "./inbox-store.js";
 
 /**
  * Column mapping between inbox rows and inbound records, for both backends. SQLite hands JSON
@@ -193,4 +193,31 @@ export function handedOff(item: NewInboxItem, leaseUntil: number, mark: Row | un
     },
     newestProcessedTime: mark ? Number(mark.newest_event_time) : null,
   };
+}
+
+/**
+ * What a claim may take of its due candidate rows (oldest first): none the caller holds, no more
+ * per source than its room, at most one item per ordering key and none of a busy key, at most
+ * `limit` in all. Returns the picked ids with the newest processed event time of their keys.
+ */
+export function pickClaimable(candidates: readonly Row[], claim: InboxClaim): Map<string, number | null> {
+  const busy = new Set(claim.busyKeys);
+  const held = new Set(claim.heldIds);
+  const room = new Map(Object.entries(claim.roomBySource));
+  const picked = new Map<string, number | null>();
+  for (const row of candidates) {
+    if (picked.size >= claim.limit) break;
+    if (held.has(String(row.id))) continue;
+    const sourceId = String(row.source_id);
+    const left = room.get(sourceId);
+    if (left !== undefined && left <= 0) continue;
+    if (row.ordering_key !== null) {
+      const key = keyOf(sourceId, String(row.ordering_key));
+      if (busy.has(key)) continue;
+      busy.add(key);
+    }
+    if (left !== undefined) room.set(sourceId, left - 1);
+    picked.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
+  }
+  return picked;
 }

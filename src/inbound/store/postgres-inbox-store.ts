@@ -8,20 +8,20 @@ import {
   ITEM_COLUMNS,
   itemFromRow,
   itemParams,
+  pickClaimable,
   type Row,
   SOURCE_COLUMNS,
   sourceFromRow,
   sourceParams,
   sourceStatsFromRows,
 } from "./inbox-rows.js";
-import {
-  type Handoff,
-  type InboxClaim,
-  type InboxQuery,
-  type InboxStore,
-  keyOf,
-  type SourceStats,
-  type VerifyFailureTally,
+import type {
+  Handoff,
+  InboxClaim,
+  InboxQuery,
+  InboxStore,
+  SourceStats,
+  VerifyFailureTally,
 } from "./inbox-store.js";
 
 const UNIQUE_VIOLATION = "23505";
@@ -326,22 +326,7 @@ export class PostgresInboxStore implements InboxStore {
           FOR UPDATE OF i SKIP LOCKED`,
         [claim.now, claim.sourceIds, claim.excludeSourceIds, claim.heldIds, claim.limit * 4],
       );
-      const busy = new Set(claim.busyKeys);
-      const room = new Map(Object.entries(claim.roomBySource));
-      const newest = new Map<string, number | null>();
-      for (const row of candidates.rows) {
-        if (newest.size >= claim.limit) break;
-        const sourceId = String(row.source_id);
-        const left = room.get(sourceId);
-        if (left !== undefined && left <= 0) continue;
-        if (row.ordering_key !== null) {
-          const key = keyOf(sourceId, String(row.ordering_key));
-          if (busy.has(key)) continue;
-          busy.add(key);
-        }
-        if (left !== undefined) room.set(sourceId, left - 1);
-        newest.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
-      }
+      const newest = pickClaimable(candidates.rows, claim);
       if (newest.size === 0) return [];
       const updated = await client.query<Row>(
         `UPDATE inbox_items SET status = 'processing', next_attempt_at = $1, updated_at = $2

@@ -9,20 +9,20 @@ import {
   ITEM_COLUMNS,
   itemFromRow,
   itemParams,
+  pickClaimable,
   type Row,
   sourceFromRow,
   sourceStatsFromRows,
   sourceToRow,
 } from "./inbox-rows.js";
-import {
-  type Handoff,
-  type InboxClaim,
-  type InboxQuery,
-  type InboxStore,
-  keyOf,
-  type OutcomeBatch,
-  type SourceStats,
-  type VerifyFailureTally,
+import type {
+  Handoff,
+  InboxClaim,
+  InboxQuery,
+  InboxStore,
+  OutcomeBatch,
+  SourceStats,
+  VerifyFailureTally,
 } from "./inbox-store.js";
 import { WalSync } from "./wal-sync.js";
 
@@ -314,34 +314,13 @@ export class SqliteInboxStore implements InboxStore {
       };
       // One process owns a SQLite file, so what the caller holds is all that is in flight: take
       // no more per source than its cap leaves room for, and one item per ordering key.
-      const pick = (candidates: Row[]) => {
-        const busy = new Set(claim.busyKeys);
-        const held = new Set(claim.heldIds);
-        const room = new Map(Object.entries(claim.roomBySource));
-        const newest = new Map<string, number | null>();
-        for (const row of candidates) {
-          if (newest.size >= claim.limit) break;
-          if (held.has(String(row.id))) continue;
-          const sourceId = String(row.source_id);
-          const left = room.get(sourceId);
-          if (left !== undefined && left <= 0) continue;
-          if (row.ordering_key !== null) {
-            const key = keyOf(sourceId, String(row.ordering_key));
-            if (busy.has(key)) continue;
-            busy.add(key);
-          }
-          if (left !== undefined) room.set(sourceId, left - 1);
-          newest.set(String(row.id), row.newest_event_time === null ? null : Number(row.newest_event_time));
-        }
-        return newest;
-      };
       // Usually the first `limit` due rows are all takeable (one source with room, no busy keys):
       // read just those. Only when some had to be passed over, read further, up to four times as
       // many, so a full source or a busy key cannot hide what stands behind it.
       const first = readCandidates(claim.limit);
-      let newest = pick(first);
+      let newest = pickClaimable(first, claim);
       if (newest.size < claim.limit && first.length === claim.limit)
-        newest = pick(readCandidates(claim.limit * 4));
+        newest = pickClaimable(readCandidates(claim.limit * 4), claim);
       if (newest.size === 0) return [];
       const ids = JSON.stringify([...newest.keys()]);
       this.run(
