@@ -311,8 +311,9 @@ export class PostgresInboxStore implements InboxStore {
       // (bodies) only for the picked ones. Rows locked by another worker's claim are skipped, not
       // waited for; so are keys another worker holds under a live lease (its busyKeys are not
       // ours to know). Candidates not picked are unlocked at commit, a few ms later.
-      const candidates = await client.query<Row>(
-        `SELECT i.id, i.source_id, i.ordering_key, m.newest_event_time FROM inbox_items i
+      const readCandidates = (count: number) =>
+        client.query<Row>(
+          `SELECT i.id, i.source_id, i.ordering_key, m.newest_event_time FROM inbox_items i
            LEFT JOIN inbound_order_marks m ON m.source_id = i.source_id AND m.ordering_key = i.ordering_key
           WHERE i.status IN ('received', 'processing') AND i.next_attempt_at <= $1
             AND ($2::text[] IS NULL OR i.source_id = ANY($2::text[]))
@@ -324,9 +325,14 @@ export class PostgresInboxStore implements InboxStore {
                  AND o.status = 'processing' AND o.ordering_key IS NOT NULL AND o.next_attempt_at > $1))
           ORDER BY i.next_attempt_at, i.id LIMIT $5
           FOR UPDATE OF i SKIP LOCKED`,
-        [claim.now, claim.sourceIds, claim.excludeSourceIds, claim.heldIds, claim.limit * 4],
-      );
-      const newest = pickClaimable(candidates.rows, claim);
+          [claim.now, claim.sourceIds, claim.excludeSourceIds, claim.heldIds, count],
+        );
+      // As on SQLite: read (and lock) as many rows as may be taken, and further only when some
+      // had to be passed over; the rows read first are ours already and are simply read again.
+      const first = await readCandidates(claim.limit);
+      let newest = pickClaimable(first.rows, claim);
+      if (newest.size < claim.limit && first.rows.length === claim.limit)
+        newest = pickClaimable((await readCandidates(claim.limit * 4)).rows, claim);
       if (newest.size === 0) return [];
       const updated = await client.query<Row>(
         `UPDATE inbox_items SET status = 'processing', next_attempt_at = $1, updated_at = $2
