@@ -389,7 +389,13 @@ function cpuSummary(r: DrainResult): string {
   );
 }
 
-export async function runPostgresBench() {
+/**
+ * Runs `use` with the admin pool and the sink every drain uses, and closes both after; when
+ * PostgreSQL cannot be reached, says why and returns that instead.
+ */
+async function withBenchServices<T>(
+  use: (admin: pg.Pool, sink: SinkProcess) => Promise<T>,
+): Promise<T | { skipped: string }> {
   const admin = new pg.Pool({
     connectionString: POSTGRES_URL,
     application_name: "pigeon-bench-admin",
@@ -404,6 +410,15 @@ export async function runPostgresBench() {
   }
   const sink = await SinkProcess.start();
   try {
+    return await use(admin, sink);
+  } finally {
+    sink.stop();
+    await admin.end();
+  }
+}
+
+export function runPostgresBench() {
+  return withBenchServices(async (admin, sink) => {
     console.error("postgres bench: raw undici ceiling…");
     const raw = await rawCeiling(sink);
 
@@ -521,10 +536,7 @@ export async function runPostgresBench() {
       console.log(`  pg-boss ×${shape.processes}, batchSize ${shape.batchSize}: ${cpuSummary(r)}`);
     }
     return result;
-  } finally {
-    sink.stop();
-    await admin.end();
-  }
+  });
 }
 
 /**
@@ -532,13 +544,7 @@ export async function runPostgresBench() {
  * one JSON line each; no baseline, so not a result to quote.
  */
 async function runPigeonOnly(counts: number[]): Promise<void> {
-  const admin = new pg.Pool({
-    connectionString: POSTGRES_URL,
-    application_name: "pigeon-bench-admin",
-    max: 2,
-  });
-  const sink = await SinkProcess.start();
-  try {
+  await withBenchServices(async (admin, sink) => {
     for (const workers of counts) {
       const r = await pigeonDrain(sink, admin, workers);
       console.log(
@@ -550,10 +556,7 @@ async function runPigeonOnly(counts: number[]): Promise<void> {
         }),
       );
     }
-  } finally {
-    sink.stop();
-    await admin.end();
-  }
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
