@@ -233,14 +233,38 @@ export class Dispatcher {
     return false;
   }
 
+  /**
+   * How many rows the next claim may take: what this process may hold (twice its cap) less what it
+   * holds, or none while it has half its cap's worth queued that wait only for one of its own send
+   * slots (their endpoint could take another send). Those rows keep every slot busy as the sends in
+   * flight finish, so a claim now would only queue more behind them, and one claim per round trip
+   * would take just what finished meanwhile: with many endpoints, each far from its own hold limit,
+   * every completion asked for a refill, and one worker made 450 claims of ~50 rows for 20,000
+   * deliveries. Rows of an endpoint at its cap (a hung one, or one waiting for rate slots) do not
+   * count: they could hold claims back while the other endpoints run dry.
+   */
+  private claimRoom(): number {
+    const global = this.config.globalConcurrency;
+    let queued = 0;
+    let waitingForProcessSlots = 0;
+    for (const q of this.queues.values()) {
+      queued += q.waiting.length;
+      if (q.active < this.config.endpointConcurrency) waitingForProcessSlots += q.waiting.length;
+    }
+    if (waitingForProcessSlots >= global / 2) return 0;
+    return Math.max(0, global * 2 - this.inFlight - queued);
+  }
+
   private async claimLoop(): Promise<void> {
+    // Nothing to claim for: the sends that hold the room will ask again as they finish (send).
+    if (this.claimRoom() === 0) return;
     this.claiming = true;
     try {
       do {
         this.claimAgain = false;
         while (this.running) {
-          const room = this.config.globalConcurrency * 2 - this.inFlight - this.queuedCount();
-          if (room <= 0) break;
+          const room = this.claimRoom();
+          if (room === 0) break;
           const now = this.clock.now();
           // This claim sees every holding as of now, so it answers the refill requests made so far.
           this.refillWanted.clear();
@@ -273,19 +297,13 @@ export class Dispatcher {
         }
         // Refill requests made while claiming were answered by that claim unless the endpoint
         // has fallen to half again since.
-      } while (this.running && (this.claimAgain || this.refillStillWanted()));
+      } while (this.running && (this.claimAgain || this.refillStillWanted()) && this.claimRoom() > 0);
     } catch (error) {
       console.error("pigeon: claiming deliveries failed; retrying on the next poll", error);
     } finally {
       this.claiming = false;
     }
     await this.scheduleNextWake();
-  }
-
-  private queuedCount(): number {
-    let n = 0;
-    for (const q of this.queues.values()) n += q.waiting.length;
-    return n;
   }
 
   private async scheduleNextWake(): Promise<void> {

@@ -169,6 +169,45 @@ describe("global concurrency cap", () => {
     }
   });
 
+  it("claims in batches while PIGEON_CONCURRENCY, not the endpoints, is the limit", async () => {
+    // Endpoints far below their own caps behind a process cap of 64: every completion leaves its
+    // endpoint wanting more, but the process has rows queued for its next free slots. Claiming
+    // after each round trip took just what finished meanwhile (17–22 rows a claim here); a claim
+    // now waits until fewer than half the cap's worth are queued, so it takes at least that much.
+    const cap = 64;
+    const pigeon = await startPigeon({
+      PIGEON_CONCURRENCY: String(cap),
+      PIGEON_ENDPOINT_CONCURRENCY: "1000",
+    });
+    const target = await Sink.start((_req, res) => setTimeout(() => res.end("ok"), 50));
+    try {
+      const appId = (await pigeon.svix.application.create({ name: "Batches" })).id;
+      for (let e = 0; e < 4; e++) await pigeon.svix.endpoint.create(appId, { url: target.url(`/e${e}`) });
+      // The backlog builds up unclaimed, then is let go at once.
+      const store = pigeon.engine.store;
+      const claim = store.claimDueDeliveries.bind(store);
+      let released = false;
+      const claimSizes: number[] = [];
+      store.claimDueDeliveries = async (request) => {
+        if (!released) return [];
+        const claimed = await claim(request);
+        if (claimed.length > 0) claimSizes.push(claimed.length);
+        return claimed;
+      };
+      for (let i = 0; i < 400; i++)
+        await pigeon.svix.message.create(appId, { eventType: "claim.batch", payload: { i } });
+      released = true;
+      pigeon.engine.dispatcher.wake();
+      await target.waitFor(1600, 30_000);
+      expect(claimSizes.reduce((a, b) => a + b, 0)).toBe(1600);
+      // Every claim but the last takes more than half the cap.
+      expect(Math.min(...claimSizes.slice(0, -1))).toBeGreaterThan(cap / 2);
+    } finally {
+      await pigeon.close();
+      await target.close();
+    }
+  });
+
   it("stops sending while twice PIGEON_CONCURRENCY deliveries are sent but unrecorded", async () => {
     // What a crash re-sends is what was sent and not yet recorded; that must stay bounded even
     // when recording is slow.
