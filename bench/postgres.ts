@@ -24,11 +24,18 @@
  *   fetching again, each run right after Pigeon's with as many processes (the machine's speed
  *   drifts within minutes). The best pg-boss run is the baseline.
  *
+ * - slow endpoints: the same drain of 20,000 deliveries to 100 endpoints that answer 100 ms after a
+ *   request arrives, by Pigeon's 1, 2 and 4 workers and by pg-boss (4 × 500 jobs in hand) in as many
+ *   processes, each process with 512 requests on the wire at most (Pigeon's default
+ *   PIGEON_CONCURRENCY). Here one worker cannot keep the machine busy, so this shows what each
+ *   added worker brings until the machine is the limit (with the sink answering at once, one
+ *   worker already keeps two cores ~80 % busy).
+ *
  * Drain rate: deliveries / (last arrival − release). Steady rate: between the 10th and 90th
  * percentile arrivals, as in bench/delivery.ts. A CPU profile (from /proc) says where the time
  * went: PostgreSQL, the workers, the sink.
  *
- *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only 1,2]
+ *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only 1,2 [--slow-endpoints]]
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -68,6 +75,8 @@ const ENDPOINT_CONCURRENCY = 32;
 const IN_FLIGHT = ENDPOINTS * ENDPOINT_CONCURRENCY;
 /** A wider per-endpoint cap, to show what claim size costs (not the default). */
 const WIDE_ENDPOINT_CONCURRENCY = 128;
+/** Pigeon's default requests in flight per process (PIGEON_CONCURRENCY). */
+const PIGEON_PROCESS_CONCURRENCY = 512;
 /** pg-boss work() loops per process. */
 const PGBOSS_LOOPS = 4;
 /** Jobs per fetch in pg-boss's big-batch run. */
@@ -80,7 +89,48 @@ const DRAIN_DEADLINE_MS = 60_000;
  * throughput. 4,000 is 500 messages × 8 endpoints.
  */
 const WARMUP_MESSAGES = 500;
-const WARMUP_DELIVERIES = WARMUP_MESSAGES * ENDPOINTS;
+
+/** What a drain sends: how many endpoints, messages to each, and how long the sink takes to answer. */
+interface Workload {
+  endpoints: number;
+  messages: number;
+  warmupMessages: number;
+  /** The sink answers each request this many milliseconds after it arrives (0: at once). */
+  answerAfterMs: number;
+  endpointConcurrency: number;
+}
+
+/** The comparison with pg-boss: 8 endpoints on a sink that answers at once. */
+const FAST_SINK: Workload = {
+  endpoints: ENDPOINTS,
+  messages: MESSAGES,
+  warmupMessages: WARMUP_MESSAGES,
+  answerAfterMs: 0,
+  endpointConcurrency: ENDPOINT_CONCURRENCY,
+};
+
+/**
+ * Endpoints that take their time, as real ones do: 100 of them answering after 100 ms. Each worker
+ * then keeps at most PIGEON_CONCURRENCY (its default, 512) requests in flight, so one worker cannot keep the
+ * machine busy, and what more workers add shows until the machine is the limit. The endpoints'
+ * caps (100 × 32) leave room for every worker's 512.
+ */
+const SLOW_SINK: Workload = {
+  endpoints: 100,
+  messages: 200,
+  warmupMessages: 40,
+  answerAfterMs: 100,
+  endpointConcurrency: ENDPOINT_CONCURRENCY,
+};
+
+function deliveriesOf(w: Workload): number {
+  return w.endpoints * w.messages;
+}
+
+/** The sink path of endpoint `i`: the sink reads its answer delay from the path. */
+function sinkPath(w: Workload, i: number): string {
+  return w.answerAfterMs > 0 ? `/delay/${w.answerAfterMs}/e${i}` : `/e${i}`;
+}
 
 interface DrainResult {
   processes: number;
@@ -201,7 +251,7 @@ async function pigeonDrain(
   sink: SinkProcess,
   admin: pg.Pool,
   workers: number,
-  endpointConcurrency = ENDPOINT_CONCURRENCY,
+  workload: Workload = FAST_SINK,
 ): Promise<DrainResult> {
   const schema = `bench_pigeon_${randomBytes(4).toString("hex")}`;
   const applicationName = "pigeon-bench";
@@ -212,7 +262,7 @@ async function pigeonDrain(
     PIGEON_AUTH_TOKEN: TOKEN,
     PIGEON_ALLOWED_NETWORKS: "127.0.0.0/8",
     PIGEON_DATABASE_URL: url,
-    PIGEON_ENDPOINT_CONCURRENCY: String(endpointConcurrency),
+    PIGEON_ENDPOINT_CONCURRENCY: String(workload.endpointConcurrency),
   };
   const engine = await PigeonEngine.create(loadConfig(env));
   const processes: PigeonProcess[] = [];
@@ -221,7 +271,9 @@ async function pigeonDrain(
     // until markEndpointVerified releases it. Their handshakes are unscheduled below, so no
     // worker sends one.
     const app = await createApplication(engine, { name: "bench", handshake: "required" });
-    for (let i = 0; i < ENDPOINTS; i++) await createEndpoint(engine, app, { url: sink.url(`/e${i}`) });
+    for (let i = 0; i < workload.endpoints; i++) {
+      await createEndpoint(engine, app, { url: sink.url(sinkPath(workload, i)) });
+    }
     const publishAll = async (count: number): Promise<string[]> => {
       const ids: string[] = [];
       let next = 0;
@@ -238,8 +290,8 @@ async function pigeonDrain(
       await Promise.all(Array.from({ length: 16 }, publisher));
       return ids;
     };
-    const warmupMessages = await publishAll(WARMUP_MESSAGES);
-    await publishAll(MESSAGES);
+    const warmupMessages = await publishAll(workload.warmupMessages);
+    await publishAll(workload.messages);
     await admin.query(`UPDATE "${schema}".endpoints SET handshake_next_at = NULL`);
     await admin.query(`VACUUM ANALYZE "${schema}".deliveries`);
 
@@ -249,7 +301,7 @@ async function pigeonDrain(
     await Promise.all(processes.map((p) => p.start()));
     await sink.reset();
     await releaseBacklog(admin, schema, warmupMessages);
-    await finishWarmup(sink, WARMUP_DELIVERIES);
+    await finishWarmup(sink, workload.warmupMessages * workload.endpoints);
     // The backlog is parked as pending but due in an hour and the table analysed, so the planner
     // knows the backlog is there, as it knows pg-boss's (analysed with its jobs queued). Analysed
     // while the rows were held, the claim's partial indexes looked empty to it.
@@ -264,7 +316,7 @@ async function pigeonDrain(
     // table. One due time for every endpoint, so the backlog is due in message order across them,
     // as pg-boss's jobs are.
     const releasedAt = await releaseBacklog(admin, schema);
-    const stats = await waitForSink(sink, DELIVERIES, DRAIN_DEADLINE_MS);
+    const stats = await waitForSink(sink, deliveriesOf(workload), DRAIN_DEADLINE_MS);
     const backends = await backendPids(admin, applicationName);
     const cpu = profile.stop(classifier(backends, /dist\/cli\/main\.js serve/, sink.pid));
     return drainResult(workers, stats, releasedAt, cpu);
@@ -305,7 +357,12 @@ interface BossShape {
 }
 
 /** The baseline: the same deliveries as pg-boss jobs, drained by `shape.processes` worker processes. */
-async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape): Promise<DrainResult> {
+async function pgBossDrain(
+  sink: SinkProcess,
+  admin: pg.Pool,
+  shape: BossShape,
+  workload: Workload = FAST_SINK,
+): Promise<DrainResult> {
   const schema = `bench_pgboss_${randomBytes(4).toString("hex")}`;
   const queue = "webhooks";
   const warmupQueue = "webhooks-warmup";
@@ -323,17 +380,20 @@ async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape):
       for (let from = 0; from < count; from += 1_000) {
         const jobs = [];
         for (let i = from; i < Math.min(from + 1_000, count); i++) {
-          const seq = Math.floor(i / ENDPOINTS);
+          const seq = Math.floor(i / workload.endpoints);
           jobs.push({
             name,
-            data: { url: sink.url(`/e${i % ENDPOINTS}`), payload: { ...BENCH_PAYLOAD, seq } },
+            data: {
+              url: sink.url(sinkPath(workload, i % workload.endpoints)),
+              payload: { ...BENCH_PAYLOAD, seq },
+            },
           });
         }
         await boss.insert(jobs);
       }
     };
-    await insertJobs(warmupQueue, WARMUP_DELIVERIES);
-    await insertJobs(queue, DELIVERIES);
+    await insertJobs(warmupQueue, workload.warmupMessages * workload.endpoints);
+    await insertJobs(queue, deliveriesOf(workload));
     await boss.stop({ graceful: false, wait: true });
     await admin.query(`VACUUM ANALYZE "${schema}".job`);
 
@@ -352,12 +412,12 @@ async function pgBossDrain(sink: SinkProcess, admin: pg.Pool, shape: BossShape):
     await Promise.all(children.map((c) => c.ready));
     await sink.reset();
     for (const { child } of children) child.send({ work: warmupQueue });
-    await finishWarmup(sink, WARMUP_DELIVERIES);
+    await finishWarmup(sink, workload.warmupMessages * workload.endpoints);
     for (const { child } of children) child.send({ stop: warmupQueue });
     const profile = startCpuProfile();
     const startedAt = Date.now();
     for (const { child } of children) child.send({ work: queue });
-    const stats = await waitForSink(sink, DELIVERIES, DRAIN_DEADLINE_MS);
+    const stats = await waitForSink(sink, deliveriesOf(workload), DRAIN_DEADLINE_MS);
     const backends = await backendPids(admin, "pgboss-bench");
     const cpu = profile.stop(classifier(backends, /pgboss-worker\.ts/, sink.pid));
     return drainResult(shape.processes, stats, startedAt, cpu);
@@ -451,7 +511,10 @@ export function runPostgresBench() {
     console.error(
       `postgres bench: Pigeon, ${best.processes} worker process(es), endpoint cap ${WIDE_ENDPOINT_CONCURRENCY}…`,
     );
-    const wide = await pigeonDrain(sink, admin, best.processes, WIDE_ENDPOINT_CONCURRENCY);
+    const wide = await pigeonDrain(sink, admin, best.processes, {
+      ...FAST_SINK,
+      endpointConcurrency: WIDE_ENDPOINT_CONCURRENCY,
+    });
 
     // Same requests in flight as Pigeon's cap, split over as many processes as Pigeon's best run.
     const connections = Math.ceil(IN_FLIGHT / best.processes);
@@ -462,6 +525,28 @@ export function runPostgresBench() {
       connections,
     });
     const bossBest = boss.reduce((a, b) => (b.result.drainPerSec > a.result.drainPerSec ? b : a));
+
+    // Slow endpoints: what more workers add while one cannot keep the machine busy.
+    const slow: { pigeon: DrainResult; boss: DrainResult }[] = [];
+    for (const workers of WORKER_COUNTS) {
+      console.error(
+        `postgres bench: endpoints answering after ${SLOW_SINK.answerAfterMs} ms, Pigeon and pg-boss, ` +
+          `${workers} process(es), ${deliveriesOf(SLOW_SINK)} deliveries…`,
+      );
+      const pigeonRun = await pigeonDrain(sink, admin, workers, SLOW_SINK);
+      const bossRun = await pgBossDrain(
+        sink,
+        admin,
+        {
+          processes: workers,
+          loops: PGBOSS_LOOPS,
+          batchSize: PGBOSS_BIG_BATCH,
+          connections: PIGEON_PROCESS_CONCURRENCY,
+        },
+        SLOW_SINK,
+      );
+      slow.push({ pigeon: pigeonRun, boss: bossRun });
+    }
 
     const { rows } = await admin.query<{ setting: string; name: string }>(
       "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version')",
@@ -507,6 +592,21 @@ export function runPostgresBench() {
         cpuMsPerDelivery: r.cpuMsPerDelivery,
       })),
       pigeonBestVsPgBossBest: round(best.drainPerSec / bossBest.result.drainPerSec, 2),
+      slowEndpoints: {
+        endpoints: SLOW_SINK.endpoints,
+        deliveries: deliveriesOf(SLOW_SINK),
+        answerAfterMs: SLOW_SINK.answerAfterMs,
+        inFlightPerProcess: PIGEON_PROCESS_CONCURRENCY,
+        runs: slow.map(({ pigeon: p, boss: b }) => ({
+          processes: p.processes,
+          pigeonPerSec: p.drainPerSec,
+          pigeonCpuMsPerDelivery: p.cpuMsPerDelivery,
+          pigeonMachineBusy: p.cpu.machineBusy,
+          pgBossPerSec: b.drainPerSec,
+          pgBossCpuMsPerDelivery: b.cpuMsPerDelivery,
+          pgBossMachineBusy: b.cpu.machineBusy,
+        })),
+      },
     };
     const plural = (n: number, word: string) => `${n} ${word}${n > 1 ? "es" : ""}`;
     printTable(`Scale-out on PostgreSQL (${DELIVERIES} deliveries, ${ENDPOINTS} endpoints, ${CORES} cores)`, [
@@ -525,6 +625,20 @@ export function runPostgresBench() {
       ]),
       ["Pigeon best / pg-boss best", result.pigeonBestVsPgBossBest],
     ]);
+    printTable(
+      `Endpoints answering after ${SLOW_SINK.answerAfterMs} ms (${deliveriesOf(SLOW_SINK)} deliveries, ` +
+        `${SLOW_SINK.endpoints} endpoints, ${PIGEON_PROCESS_CONCURRENCY} in flight per process)`,
+      slow.flatMap(({ pigeon: p, boss: b }): [string, string][] => [
+        [
+          `Pigeon, ${plural(p.processes, "worker process")} (deliveries/s)`,
+          `${p.drainPerSec} (${p.cpuMsPerDelivery} ms CPU each, machine ${Math.round(p.cpu.machineBusy * 100)}% busy)`,
+        ],
+        [
+          `pg-boss 10, ${plural(b.processes, "process")} (jobs/s)`,
+          `${b.drainPerSec} (${b.cpuMsPerDelivery} ms CPU each, machine ${Math.round(b.cpu.machineBusy * 100)}% busy)`,
+        ],
+      ]),
+    );
     console.log(
       "\nWhere the CPU went during each drain (workers + PostgreSQL CPU per delivery; CPU seconds):",
     );
@@ -543,10 +657,10 @@ export function runPostgresBench() {
  * Profiling aid: Pigeon's drains alone, at the given worker counts in turn (`--pigeon-only 1,2,2,1`),
  * one JSON line each; no baseline, so not a result to quote.
  */
-async function runPigeonOnly(counts: number[]): Promise<void> {
+async function runPigeonOnly(counts: number[], workload: Workload): Promise<void> {
   await withBenchServices(async (admin, sink) => {
     for (const workers of counts) {
-      const r = await pigeonDrain(sink, admin, workers);
+      const r = await pigeonDrain(sink, admin, workers, workload);
       console.log(
         JSON.stringify({
           workers,
@@ -565,7 +679,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const counts = (process.argv[only + 1] ?? "1").split(",").map(Number);
     if (counts.some((n) => !Number.isInteger(n) || n < 1))
       throw new Error("--pigeon-only takes worker counts such as 1,2,4");
-    await runPigeonOnly(counts);
+    await runPigeonOnly(counts, process.argv.includes("--slow-endpoints") ? SLOW_SINK : FAST_SINK);
   } else {
     const result = await runPostgresBench();
     console.log(JSON.stringify({ postgres: result }, null, 2));

@@ -1,9 +1,11 @@
 /**
  * A loopback HTTP sink in its own process, so neither the load generator nor Pigeon shares its
- * event loop. Paths starting with /hang are never answered. Talks to its parent over IPC:
+ * event loop. Paths starting with /hang are never answered; /delay/{ms}/… are answered {ms}
+ * milliseconds after they arrive (an endpoint that takes its time; the arrival is counted at once).
+ * Talks to its parent over IPC:
  * sends {port} when listening; answers "stats" with counts and arrival times per path.
  */
-import { createServer } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 
 const arrivals = new Map<string, number[]>();
 const seqArrivals: [number, number][] = [];
@@ -36,11 +38,17 @@ const server = createServer((req, res) => {
         // not a latency probe
       }
     }
-    res.writeHead(200, { "content-type": "text/plain", "content-length": "2" });
-    res.end("ok");
+    const delay = /^\/delay\/(\d+)\//.exec(path);
+    if (delay) setTimeout(() => answer(res), Number(delay[1]));
+    else answer(res);
   });
 });
 server.keepAliveTimeout = 60_000;
+
+function answer(res: ServerResponse): void {
+  res.writeHead(200, { "content-type": "text/plain", "content-length": "2" });
+  res.end("ok");
+}
 
 server.listen(0, "127.0.0.1", () => {
   const address = server.address() as { port: number };
