@@ -649,6 +649,10 @@ export function runPostgresBench() {
     for (const { shape, result: r } of boss) {
       console.log(`  pg-boss ×${shape.processes}, batchSize ${shape.batchSize}: ${cpuSummary(r)}`);
     }
+    for (const { pigeon: p, boss: b } of slow) {
+      console.log(`  slow endpoints, Pigeon ×${p.processes}: ${cpuSummary(p)}`);
+      console.log(`  slow endpoints, pg-boss ×${b.processes}: ${cpuSummary(b)}`);
+    }
     return result;
   });
 }
