@@ -216,15 +216,19 @@ export class Dispatcher {
    * backlog of theirs from filling the claim's scan of the earliest due rows, which would crowd
    * out the endpoints that do need work.
    */
-  private holdings(): { held: Record<string, number>; wellStocked: string[] } {
+  private holdings(): { held: Record<string, number>; wellStocked: string[]; wanted: number } {
     const held: Record<string, number> = {};
     const wellStocked: string[] = [];
-    for (const id of this.queues.keys()) {
+    // What the claim could give: the endpoints held here up to their hold limits, and one hold
+    // limit's worth for endpoints not held here yet.
+    let wanted = this.endpointHoldLimit;
+    for (const [id, queue] of this.queues) {
       const n = this.heldFor(id);
       held[id] = n;
-      if (!this.wantsRefill(id)) wellStocked.push(id);
+      if (this.wantsRefill(id)) wanted += Math.max(0, queue.holdLimit - n);
+      else wellStocked.push(id);
     }
-    return { held, wellStocked };
+    return { held, wellStocked, wanted };
   }
 
   /** Whether an endpoint that asked for a refill since the last claim began still needs one. */
@@ -268,8 +272,11 @@ export class Dispatcher {
           const now = this.clock.now();
           // This claim sees every holding as of now, so it answers the refill requests made so far.
           this.refillWanted.clear();
-          const { held, wellStocked } = this.holdings();
-          const limit = Math.min(room, this.claimBatchSize);
+          const { held, wellStocked, wanted } = this.holdings();
+          // No more than the claim could give: a shared store reads `limit` due rows in time order
+          // to find the endpoints to serve, and with other workers' endpoints among them it
+          // passed over several rows for each one read (see claim.ts), however few it could take.
+          const limit = Math.min(room, this.claimBatchSize, wanted);
           const claimed = await this.store.claimDueDeliveries({
             now,
             limit,

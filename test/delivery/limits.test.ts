@@ -208,6 +208,38 @@ describe("global concurrency cap", () => {
     }
   });
 
+  it("asks a claim for no more rows than its endpoints could take", async () => {
+    // A shared store reads `limit` due rows in time order to find whom to serve (passing over
+    // other workers' endpoints); asking for the process's whole room (2 × PIGEON_CONCURRENCY)
+    // made every claim read hundreds of rows to take a few dozen.
+    const pigeon = await startPigeon({ PIGEON_ENDPOINT_CONCURRENCY: "4" });
+    const target = await Sink.start((_req, res) => setTimeout(() => res.end("ok"), 5));
+    try {
+      const appId = (await pigeon.svix.application.create({ name: "Limits" })).id;
+      for (const path of ["/a", "/b"]) await pigeon.svix.endpoint.create(appId, { url: target.url(path) });
+      const store = pigeon.engine.store;
+      const claim = store.claimDueDeliveries.bind(store);
+      const asked: { limit: number; endpointsHeld: number; holdLimit: number }[] = [];
+      store.claimDueDeliveries = async (request) => {
+        asked.push({
+          limit: request.limit,
+          endpointsHeld: Object.keys(request.heldByEndpoint).length,
+          holdLimit: request.endpointHoldLimit ?? request.endpointConcurrency,
+        });
+        return claim(request);
+      };
+      for (let i = 0; i < 100; i++)
+        await pigeon.svix.message.create(appId, { eventType: "claim.size", payload: { i } });
+      await target.waitFor(200, 20_000);
+      expect(asked.length).toBeGreaterThan(0);
+      // Each held endpoint up to its hold limit (12 here), plus one hold limit for new ones.
+      for (const a of asked) expect(a.limit).toBeLessThanOrEqual(a.holdLimit * (a.endpointsHeld + 1));
+    } finally {
+      await pigeon.close();
+      await target.close();
+    }
+  });
+
   it("stops sending while twice PIGEON_CONCURRENCY deliveries are sent but unrecorded", async () => {
     // What a crash re-sends is what was sent and not yet recorded; that must stay bounded even
     // when recording is slow.
