@@ -231,9 +231,12 @@ describe("global concurrency cap", () => {
       for (let i = 0; i < 100; i++)
         await pigeon.svix.message.create(appId, { eventType: "claim.size", payload: { i } });
       await target.waitFor(200, 20_000);
-      expect(asked.length).toBeGreaterThan(0);
-      // Each held endpoint up to its hold limit (12 here), plus one hold limit for new ones.
-      for (const a of asked) expect(a.limit).toBeLessThanOrEqual(a.holdLimit * (a.endpointsHeld + 1));
+      // A worker holding nothing asks for all it may hold (it cannot tell how much is due); once it
+      // holds endpoints, for each of them up to its hold limit (12 here) plus one hold limit for
+      // new ones.
+      const holding = asked.filter((a) => a.endpointsHeld > 0);
+      expect(holding.length).toBeGreaterThan(0);
+      for (const a of holding) expect(a.limit).toBeLessThanOrEqual(a.holdLimit * (a.endpointsHeld + 1));
     } finally {
       await pigeon.close();
       await target.close();
