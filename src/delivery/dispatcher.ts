@@ -214,7 +214,8 @@ export class Dispatcher {
    * more than half their hold limit. They have work in hand and ask for more once they fall to
    * half (send), so each endpoint is refilled in batches. Leaving them out also keeps a big
    * backlog of theirs from filling the claim's scan of the earliest due rows, which would crowd
-   * out the endpoints that do need work.
+   * out the endpoints that do need work. `wanted`: the most rows the claim could give (the claim's
+   * limit never exceeds it).
    */
   private holdings(): { held: Record<string, number>; wellStocked: string[]; wanted: number } {
     const held: Record<string, number> = {};
