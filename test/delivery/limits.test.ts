@@ -208,6 +208,39 @@ describe("global concurrency cap", () => {
     }
   });
 
+  it("rows queued behind hung endpoints do not hold back claims for a healthy one", async () => {
+    // Two hung endpoints fill their caps (2 × 4 of the process's 12 slots) and queue more rows
+    // behind them: 16 rows, more than half the process cap. Claims wait only for rows that are
+    // waiting for a process slot; these wait for their endpoint, so the healthy one keeps flowing.
+    const pigeon = await startPigeon({ PIGEON_CONCURRENCY: "12", PIGEON_ENDPOINT_CONCURRENCY: "4" });
+    let healthyArrivals = 0;
+    const host = await Sink.start((req, res) => {
+      if (req.url.startsWith("/hung")) return;
+      healthyArrivals++;
+      res.end("ok");
+    });
+    try {
+      const appId = (await pigeon.svix.application.create({ name: "Hung" })).id;
+      for (const path of ["/hung-a", "/hung-b"]) {
+        const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+          url: host.url(path),
+          timeoutMs: 30_000,
+        });
+        expect(res.status).toBe(201);
+      }
+      await pigeon.svix.endpoint.create(appId, { url: host.url("/ok") });
+      for (let i = 0; i < 100; i++)
+        await pigeon.svix.message.create(appId, { eventType: "hung.queue", payload: { i } });
+      // Well inside the hung endpoints' 30 s timeout.
+      await waitUntil(async () => healthyArrivals === 100, 15_000, "100 requests at the healthy endpoint");
+      expect(host.received.filter((r) => r.url.startsWith("/hung"))).toHaveLength(8);
+    } finally {
+      // Dropping the hung connections lets Pigeon stop without waiting out their timeout.
+      await host.close();
+      await pigeon.close();
+    }
+  });
+
   it("asks a claim for no more rows than its endpoints could take", async () => {
     // A shared store reads `limit` due rows in time order to find whom to serve (passing over
     // other workers' endpoints); asking for the process's whole room (2 × PIGEON_CONCURRENCY)
