@@ -3,6 +3,40 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
 import { Sink, type SinkBehaviour, waitUntil } from "../helpers/sink.js";
 
+/**
+ * Two endpoints that never answer (30 s timeout) and a healthy one, all on one sink: sends 100
+ * messages and waits until the healthy endpoint has every one, well inside the hung endpoints'
+ * timeout. Returns how many requests reached the hung ones. Closing the sink at the end drops the
+ * hung connections, so Pigeon can stop without waiting out their timeout.
+ */
+async function deliverBesideHungEndpoints(
+  pigeon: TestPigeon,
+  appId: string,
+  eventType: string,
+): Promise<number> {
+  let healthyArrivals = 0;
+  const host = await Sink.start((req, res) => {
+    if (req.url.startsWith("/hung")) return;
+    healthyArrivals++;
+    res.end("ok");
+  });
+  try {
+    for (const path of ["/hung-a", "/hung-b"]) {
+      const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
+        url: host.url(path),
+        timeoutMs: 30_000,
+      });
+      expect(res.status).toBe(201);
+    }
+    await pigeon.svix.endpoint.create(appId, { url: host.url("/ok") });
+    for (let i = 0; i < 100; i++) await pigeon.svix.message.create(appId, { eventType, payload: { i } });
+    await waitUntil(async () => healthyArrivals === 100, 15_000, "100 requests at the healthy endpoint");
+    return host.received.filter((r) => r.url.startsWith("/hung")).length;
+  } finally {
+    await host.close();
+  }
+}
+
 describe("per-endpoint limits and isolation", () => {
   const open: { close(): Promise<void> }[] = [];
   afterEach(async () => {
@@ -116,28 +150,8 @@ describe("per-endpoint limits and isolation", () => {
     // (2 × 40), more than a fixed per-origin pool of 64 had, which left the healthy endpoint's
     // requests waiting behind them inside the HTTP client until the hung ones timed out.
     const { pigeon, appId } = await setup({ PIGEON_ENDPOINT_CONCURRENCY: "40" });
-    let healthyArrivals = 0;
-    const host = await sink((req, res) => {
-      if (req.url.startsWith("/hung")) return;
-      healthyArrivals++;
-      res.end("ok");
-    });
-    for (const path of ["/hung-a", "/hung-b"]) {
-      const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
-        url: host.url(path),
-        timeoutMs: 30_000,
-      });
-      expect(res.status).toBe(201);
-    }
-    await pigeon.svix.endpoint.create(appId, { url: host.url("/ok") });
-    for (let i = 0; i < 100; i++)
-      await pigeon.svix.message.create(appId, { eventType: "hol.host", payload: { i } });
-    // Well inside the hung endpoints' 30 s timeout, which is when the old pool freed its connections.
-    await waitUntil(async () => healthyArrivals === 100, 15_000, "100 requests at the healthy endpoint");
-    const hungArrivals = host.received.filter((r) => r.url.startsWith("/hung")).length;
-    expect(hungArrivals).toBe(80);
-    // Dropping the hung connections lets Pigeon stop without waiting out their timeout.
-    await host.close();
+    // The old pool freed its connections only when the hung ones timed out (30 s).
+    expect(await deliverBesideHungEndpoints(pigeon, appId, "hol.host")).toBe(80);
   });
 });
 
@@ -213,30 +227,10 @@ describe("global concurrency cap", () => {
     // behind them: 16 rows, more than half the process cap. Claims wait only for rows that are
     // waiting for a process slot; these wait for their endpoint, so the healthy one keeps flowing.
     const pigeon = await startPigeon({ PIGEON_CONCURRENCY: "12", PIGEON_ENDPOINT_CONCURRENCY: "4" });
-    let healthyArrivals = 0;
-    const host = await Sink.start((req, res) => {
-      if (req.url.startsWith("/hung")) return;
-      healthyArrivals++;
-      res.end("ok");
-    });
     try {
       const appId = (await pigeon.svix.application.create({ name: "Hung" })).id;
-      for (const path of ["/hung-a", "/hung-b"]) {
-        const res = await pigeon.request("POST", `/api/v1/app/${appId}/endpoint`, {
-          url: host.url(path),
-          timeoutMs: 30_000,
-        });
-        expect(res.status).toBe(201);
-      }
-      await pigeon.svix.endpoint.create(appId, { url: host.url("/ok") });
-      for (let i = 0; i < 100; i++)
-        await pigeon.svix.message.create(appId, { eventType: "hung.queue", payload: { i } });
-      // Well inside the hung endpoints' 30 s timeout.
-      await waitUntil(async () => healthyArrivals === 100, 15_000, "100 requests at the healthy endpoint");
-      expect(host.received.filter((r) => r.url.startsWith("/hung"))).toHaveLength(8);
+      expect(await deliverBesideHungEndpoints(pigeon, appId, "hung.queue")).toBe(8);
     } finally {
-      // Dropping the hung connections lets Pigeon stop without waiting out their timeout.
-      await host.close();
       await pigeon.close();
     }
   });
