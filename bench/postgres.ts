@@ -127,6 +127,10 @@ function deliveriesOf(w: Workload): number {
   return w.endpoints * w.messages;
 }
 
+function warmupDeliveriesOf(w: Workload): number {
+  return w.endpoints * w.warmupMessages;
+}
+
 /** The sink path of endpoint `i`: the sink reads its answer delay from the path. */
 function sinkPath(w: Workload, i: number): string {
   return w.answerAfterMs > 0 ? `/delay/${w.answerAfterMs}/e${i}` : `/e${i}`;
@@ -196,6 +200,24 @@ function classifier(backends: Set<number>, workerPattern: RegExp, sinkPid: numbe
     if (pid === sinkPid) return "sink";
     return undefined;
   };
+}
+
+/** A drain's figures as the JSON output reports them. */
+function drainFigures(r: DrainResult) {
+  return {
+    drainPerSec: r.drainPerSec,
+    steadyPerSec: r.steadyPerSec,
+    delivered: r.delivered,
+    seconds: r.seconds,
+    cpuSeconds: r.cpu.seconds,
+    machineBusy: r.cpu.machineBusy,
+    cpuMsPerDelivery: r.cpuMsPerDelivery,
+  };
+}
+
+/** A drain's rate with its CPU per delivery and how busy the machine was, for a table cell. */
+function rateWithCpu(r: DrainResult): string {
+  return `${r.drainPerSec} (${r.cpuMsPerDelivery} ms CPU each, machine ${Math.round(r.cpu.machineBusy * 100)}% busy)`;
 }
 
 function drainResult(processes: number, stats: SinkStats, startedAt: number, cpu: CpuProfile): DrainResult {
@@ -301,7 +323,7 @@ async function pigeonDrain(
     await Promise.all(processes.map((p) => p.start()));
     await sink.reset();
     await releaseBacklog(admin, schema, warmupMessages);
-    await finishWarmup(sink, workload.warmupMessages * workload.endpoints);
+    await finishWarmup(sink, warmupDeliveriesOf(workload));
     // The backlog is parked as pending but due in an hour and the table analysed, so the planner
     // knows the backlog is there, as it knows pg-boss's (analysed with its jobs queued). Analysed
     // while the rows were held, the claim's partial indexes looked empty to it.
@@ -392,7 +414,7 @@ async function pgBossDrain(
         await boss.insert(jobs);
       }
     };
-    await insertJobs(warmupQueue, workload.warmupMessages * workload.endpoints);
+    await insertJobs(warmupQueue, warmupDeliveriesOf(workload));
     await insertJobs(queue, deliveriesOf(workload));
     await boss.stop({ graceful: false, wait: true });
     await admin.query(`VACUUM ANALYZE "${schema}".job`);
@@ -412,7 +434,7 @@ async function pgBossDrain(
     await Promise.all(children.map((c) => c.ready));
     await sink.reset();
     for (const { child } of children) child.send({ work: warmupQueue });
-    await finishWarmup(sink, workload.warmupMessages * workload.endpoints);
+    await finishWarmup(sink, warmupDeliveriesOf(workload));
     for (const { child } of children) child.send({ stop: warmupQueue });
     const profile = startCpuProfile();
     const startedAt = Date.now();
@@ -561,35 +583,17 @@ export function runPostgresBench() {
       rawCeilingReqPerSec: round(raw),
       pigeon: pigeon.map((r) => ({
         workers: r.processes,
-        drainPerSec: r.drainPerSec,
-        steadyPerSec: r.steadyPerSec,
-        delivered: r.delivered,
-        seconds: r.seconds,
-        cpuSeconds: r.cpu.seconds,
-        machineBusy: r.cpu.machineBusy,
-        cpuMsPerDelivery: r.cpuMsPerDelivery,
+        ...drainFigures(r),
       })),
       pigeonWideCap: {
         workers: wide.processes,
         endpointConcurrency: WIDE_ENDPOINT_CONCURRENCY,
         inFlightCap: ENDPOINTS * WIDE_ENDPOINT_CONCURRENCY,
-        drainPerSec: wide.drainPerSec,
-        steadyPerSec: wide.steadyPerSec,
-        delivered: wide.delivered,
-        seconds: wide.seconds,
-        cpuSeconds: wide.cpu.seconds,
-        machineBusy: wide.cpu.machineBusy,
-        cpuMsPerDelivery: wide.cpuMsPerDelivery,
+        ...drainFigures(wide),
       },
       pgBoss: boss.map(({ shape, result: r }) => ({
         ...shape,
-        drainPerSec: r.drainPerSec,
-        steadyPerSec: r.steadyPerSec,
-        delivered: r.delivered,
-        seconds: r.seconds,
-        cpuSeconds: r.cpu.seconds,
-        machineBusy: r.cpu.machineBusy,
-        cpuMsPerDelivery: r.cpuMsPerDelivery,
+        ...drainFigures(r),
       })),
       pigeonBestVsPgBossBest: round(best.drainPerSec / bossBest.result.drainPerSec, 2),
       slowEndpoints: {
@@ -629,14 +633,8 @@ export function runPostgresBench() {
       `Endpoints answering after ${SLOW_SINK.answerAfterMs} ms (${deliveriesOf(SLOW_SINK)} deliveries, ` +
         `${SLOW_SINK.endpoints} endpoints, ${PIGEON_PROCESS_CONCURRENCY} in flight per process)`,
       slow.flatMap(({ pigeon: p, boss: b }): [string, string][] => [
-        [
-          `Pigeon, ${plural(p.processes, "worker process")} (deliveries/s)`,
-          `${p.drainPerSec} (${p.cpuMsPerDelivery} ms CPU each, machine ${Math.round(p.cpu.machineBusy * 100)}% busy)`,
-        ],
-        [
-          `pg-boss 10, ${plural(b.processes, "process")} (jobs/s)`,
-          `${b.drainPerSec} (${b.cpuMsPerDelivery} ms CPU each, machine ${Math.round(b.cpu.machineBusy * 100)}% busy)`,
-        ],
+        [`Pigeon, ${plural(p.processes, "worker process")} (deliveries/s)`, rateWithCpu(p)],
+        [`pg-boss 10, ${plural(b.processes, "process")} (jobs/s)`, rateWithCpu(b)],
       ]),
     );
     console.log(
