@@ -5,12 +5,13 @@
  * sharing one sync (group commit). No index, no de-duplication, no second thread, no processing:
  * what it reaches is the ceiling for any design that syncs before it answers, on this machine.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { closeSync, fdatasync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { decodeSecret } from "../src/signing/secrets.js";
+import { verifyPayload } from "../src/signing/standard-webhooks.js";
 
 export interface MinimalIntake {
   url: string;
@@ -18,7 +19,8 @@ export interface MinimalIntake {
 }
 
 export async function startMinimalIntake(secret: string): Promise<MinimalIntake> {
-  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  // The same verification Pigeon's intake runs, so the two differ only in what comes after it.
+  const keys = [decodeSecret(secret)];
   const dir = mkdtempSync(join(tmpdir(), "pigeon-bench-minimal-"));
   const fd = openSync(join(dir, "journal"), "a");
   let waiting: { record: Buffer; res: ServerResponse }[] = [];
@@ -47,12 +49,12 @@ export async function startMinimalIntake(secret: string): Promise<MinimalIntake>
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const id = String(req.headers["webhook-id"]);
-      const expected = createHmac("sha256", key)
-        .update(`${id}.${String(req.headers["webhook-timestamp"])}.`)
-        .update(body)
-        .digest();
-      const given = Buffer.from(String(req.headers["webhook-signature"]).replace(/^v1,/, ""), "base64");
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      const headers = {
+        id,
+        timestamp: String(req.headers["webhook-timestamp"]),
+        signature: String(req.headers["webhook-signature"]),
+      };
+      if (!verifyPayload(keys, headers, body).ok) {
         res.writeHead(401, { "content-length": "0" });
         res.end();
         return;
