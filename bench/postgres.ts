@@ -35,7 +35,7 @@
  * percentile arrivals, as in bench/delivery.ts. A CPU profile (from /proc) says where the time
  * went: PostgreSQL, the workers, the sink.
  *
- *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only 1,2 [--slow-endpoints]]
+ *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only|--pgboss-only 1,2 [--slow-endpoints]]
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -656,13 +656,28 @@ export function runPostgresBench() {
 }
 
 /**
- * Profiling aid: Pigeon's drains alone, at the given worker counts in turn (`--pigeon-only 1,2,2,1`),
- * one JSON line each; no baseline, so not a result to quote.
+ * Profiling aid: one side's drains alone, Pigeon's (`--pigeon-only 1,2,2,1`) or pg-boss's
+ * (`--pgboss-only 2`, shaped as in the full run), at the given process counts in turn, one JSON line
+ * each; no baseline, so not a result to quote.
  */
-async function runPigeonOnly(counts: number[], workload: Workload): Promise<void> {
+async function runOneSide(side: "pigeon" | "pgboss", counts: number[], workload: Workload): Promise<void> {
   await withBenchServices(async (admin, sink) => {
     for (const workers of counts) {
-      const r = await pigeonDrain(sink, admin, workers, workload);
+      const r =
+        side === "pigeon"
+          ? await pigeonDrain(sink, admin, workers, workload)
+          : await pgBossDrain(
+              sink,
+              admin,
+              {
+                processes: workers,
+                loops: PGBOSS_LOOPS,
+                batchSize: PGBOSS_BIG_BATCH,
+                connections:
+                  workload === SLOW_SINK ? PIGEON_PROCESS_CONCURRENCY : Math.ceil(IN_FLIGHT / workers),
+              },
+              workload,
+            );
       console.log(
         JSON.stringify({
           workers,
@@ -676,12 +691,13 @@ async function runPigeonOnly(counts: number[], workload: Workload): Promise<void
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const only = process.argv.indexOf("--pigeon-only");
-  if (only >= 0) {
-    const counts = (process.argv[only + 1] ?? "1").split(",").map(Number);
+  const flag = ["--pigeon-only", "--pgboss-only"].find((f) => process.argv.includes(f));
+  if (flag) {
+    const counts = (process.argv[process.argv.indexOf(flag) + 1] ?? "1").split(",").map(Number);
     if (counts.some((n) => !Number.isInteger(n) || n < 1))
-      throw new Error("--pigeon-only takes worker counts such as 1,2,4");
-    await runPigeonOnly(counts, process.argv.includes("--slow-endpoints") ? SLOW_SINK : FAST_SINK);
+      throw new Error(`${flag} takes process counts such as 1,2,4`);
+    const workload = process.argv.includes("--slow-endpoints") ? SLOW_SINK : FAST_SINK;
+    await runOneSide(flag === "--pigeon-only" ? "pigeon" : "pgboss", counts, workload);
   } else {
     const result = await runPostgresBench();
     console.log(JSON.stringify({ postgres: result }, null, 2));
