@@ -246,6 +246,42 @@ describeBackends("store: completing deliveries", (backend) => {
     ]);
   });
 
+  it("records any response text an endpoint sends, NUL included, with the rest of its batch", async () => {
+    const { app, eps } = await setup(ctx.store, 1);
+    const ep = eps[0]!;
+    const [nul, awkward, wide] = await queue(ctx.store, app, ep, 3);
+    await ctx.store.claimDueDeliveries(claimAt(T0));
+    const now = T0 + 100;
+    // A body is whatever the endpoint sent: quotes, backslashes, braces, JSON-looking escapes,
+    // characters beyond the BMP and a NUL byte, which PostgreSQL text cannot hold.
+    const withNul = attempt(nul!, { createdAt: now, response: 'before\u0000after {"a":"\\u0000"}' });
+    const withAwkward = attempt(awkward!, {
+      createdAt: now,
+      response: 'say "hi" \\ {1,2} \\u0041 NULL ,}{ 🐦 \t\r\n',
+    });
+    const withWide = attempt(wide!, { createdAt: now, response: "x".repeat(64 * 1024) });
+    await ctx.store.completeDeliveries(
+      [withNul, withAwkward, withWide].map((a) => ({
+        deliveryId: a.deliveryId,
+        endpointId: ep.id,
+        attempt: a,
+        result: "failed" as const,
+      })),
+      now,
+    );
+
+    const stored = await ctx.store.getAttempt(withNul.msgId, withNul.id);
+    // SQLite keeps the NUL; PostgreSQL stores the replacement character in its place.
+    expect(stored?.response).toBe(
+      backend === "postgres" ? 'before\uFFFDafter {"a":"\\u0000"}' : withNul.response,
+    );
+    expect(await ctx.store.getAttempt(withAwkward.msgId, withAwkward.id)).toEqual(withAwkward);
+    expect(await ctx.store.getAttempt(withWide.msgId, withWide.id)).toEqual(withWide);
+    for (const d of [nul!, awkward!, wide!]) {
+      expect(await ctx.store.getDelivery(d.msgId, ep.id)).toMatchObject({ status: "failed", attempts: 1 });
+    }
+  });
+
   it("sets failing_since on the first failure, keeps it, and clears it on a success", async () => {
     const { app, eps } = await setup(ctx.store, 2);
     const [a, b] = eps as [Endpoint, Endpoint];
