@@ -79,6 +79,14 @@ export class Router {
         } catch {
           throw errors.badRequest(`The path segment '${raw}' is not valid percent-encoding.`, "invalid_path");
         }
+        // Every path parameter names a record (id, uid, event type, eventId), and none holds NUL:
+        // say so rather than look it up, which PostgreSQL cannot do with NUL in the parameter.
+        if (params[name].includes("\u0000")) {
+          throw errors.badRequest(
+            `The path segment '${raw}' contains NUL (%00), which no id, uid or name does; remove it.`,
+            "invalid_path",
+          );
+        }
       }
       return { kind: "found", route, params };
     }

@@ -1,4 +1,5 @@
-import { type TSchema, Type } from "@sinclair/typebox";
+import { type StringOptions, type TSchema, Type } from "@sinclair/typebox";
+import { NO_NUL_PATTERN } from "../core/json-schema.js";
 import { PROVIDER_NAMES } from "../inbound/providers/index.js";
 
 /**
@@ -14,6 +15,18 @@ const Uid = Type.String({
   pattern: "^[a-zA-Z0-9\\-_.]+$",
   description: "Your own identifier; usable wherever the id is.",
 });
+/**
+ * Free text that is stored in a text column (names, descriptions, a message's eventId) or looks a
+ * record up (a forward target): NUL (U+0000) is refused with a 422 naming the field, because
+ * PostgreSQL text cannot hold it. Fields with a `pattern` of their own (uids, event type names,
+ * channels, secrets) already exclude it.
+ *
+ * JSON documents keep NUL: a message payload, metadata, tags, event-type schemas and source
+ * secrets and options are stored as JSON text (a `text` or `json` column), where NUL is the
+ * `\u0000` escape PostgreSQL accepts, and nothing reads them back as SQL text. They round-trip
+ * unchanged on both backends, and a payload is delivered as the JSON text accepted, as signed.
+ */
+const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern: NO_NUL_PATTERN });
 const Metadata = Type.Record(Type.String(), Type.String());
 const RateLimit = Type.Integer({ minimum: 1, maximum: 65535, description: "Requests per second." });
 const EventTypeName = Type.String({ minLength: 1, maxLength: 256, pattern: "^[a-zA-Z0-9\\-_.*]+$" });
@@ -29,7 +42,7 @@ export const HandshakeModeSchema = Type.Union([
 
 export const ApplicationIn = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 256 }),
+    name: Text({ minLength: 1, maxLength: 256 }),
     uid: Opt(Uid),
     metadata: Type.Optional(Metadata),
     throttleRate: Opt(RateLimit),
@@ -62,10 +75,10 @@ export const ApplicationOut = Type.Object(
 export const EventTypeIn = Type.Object(
   {
     name: EventTypeName,
-    description: Type.String({ maxLength: 4096 }),
+    description: Text({ maxLength: 4096 }),
     archived: Type.Optional(Type.Boolean()),
     deprecated: Type.Optional(Type.Boolean()),
-    featureFlag: Opt(Type.String({ maxLength: 256 })),
+    featureFlag: Opt(Text({ maxLength: 256 })),
     featureFlags: Opt(Type.Array(Type.String())),
     groupName: Opt(Type.String()),
     schemas: Opt(Type.Record(Type.String(), Type.Any())),
@@ -75,10 +88,10 @@ export const EventTypeIn = Type.Object(
 
 export const EventTypeUpdate = Type.Object(
   {
-    description: Type.String({ maxLength: 4096 }),
+    description: Text({ maxLength: 4096 }),
     archived: Type.Optional(Type.Boolean()),
     deprecated: Type.Optional(Type.Boolean()),
-    featureFlag: Opt(Type.String({ maxLength: 256 })),
+    featureFlag: Opt(Text({ maxLength: 256 })),
     featureFlags: Opt(Type.Array(Type.String())),
     groupName: Opt(Type.String()),
     schemas: Opt(Type.Record(Type.String(), Type.Any())),
@@ -106,7 +119,7 @@ const HeaderStyleSchema = Type.Union([Type.Literal("webhook"), Type.Literal("svi
 
 const endpointFields = {
   url: Type.String({ minLength: 1, maxLength: 65536, format: "uri" }),
-  description: Type.Optional(Type.String({ maxLength: 4096 })),
+  description: Type.Optional(Text({ maxLength: 4096 })),
   uid: Opt(Uid),
   version: Opt(Type.Integer({ minimum: 1 })),
   disabled: Type.Optional(Type.Boolean()),
@@ -207,7 +220,7 @@ export const EndpointStats = Type.Object(
 export const MessageIn = Type.Object(
   {
     eventType: EventTypeName,
-    eventId: Opt(Type.String({ minLength: 1, maxLength: 256 })),
+    eventId: Opt(Text({ minLength: 1, maxLength: 256 })),
     payload: Type.Record(Type.String(), Type.Any()),
     channels: Opt(Type.Array(Channel, { minItems: 1, maxItems: 10, uniqueItems: true })),
     tags: Opt(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 5 })),
@@ -344,7 +357,7 @@ export const SourceOptionsSchema = Type.Object(
     forward: Type.Optional(
       Type.Object(
         {
-          appId: Type.String({ minLength: 1, maxLength: 256 }),
+          appId: Text({ minLength: 1, maxLength: 256 }),
           eventType: Type.Optional(EventTypeName),
         },
         { additionalProperties: false },
@@ -357,7 +370,7 @@ export const SourceOptionsSchema = Type.Object(
 export const SourceIn = Type.Object(
   {
     uid: Opt(Uid),
-    name: Type.String({ minLength: 1, maxLength: 256 }),
+    name: Text({ minLength: 1, maxLength: 256 }),
     provider: ProviderNameSchema,
     secrets: Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), {
       maxItems: 16,

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { errors, PigeonError } from "../core/errors.js";
-import { validateBody } from "../core/json-schema.js";
+import { NUL_MESSAGE, validateBody } from "../core/json-schema.js";
 import type { PigeonEngine } from "../engine.js";
 import { parseJsonBody, readBody, sendEmpty, sendJson, sendRawJson } from "./http.js";
 import { buildOpenApi } from "./openapi.js";
@@ -28,6 +28,17 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   const given = Buffer.from(header.slice(7).trim());
   const want = Buffer.from(token);
   return given.length === want.length && timingSafeEqual(given, want);
+}
+
+/**
+ * Query parameters are ids, names, channels, dates and numbers, none of which holds NUL (U+0000),
+ * and PostgreSQL cannot compare a parameter holding it: a 422 naming the parameter, on both backends.
+ */
+function refuseNulInQuery(query: URLSearchParams): void {
+  for (const [name, value] of query) {
+    if (name.includes("\u0000") || value.includes("\u0000"))
+      throw errors.validation([{ loc: ["query", name], msg: NUL_MESSAGE, type: "value_error.nul" }]);
+  }
 }
 
 /** The whole HTTP API as one request listener, so it can be mounted in any node:http server. */
@@ -65,6 +76,7 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
     const route: CompiledRoute = match.route;
     if (route.auth !== false && !tokenMatches(req.headers.authorization, options.authToken))
       throw errors.unauthorized();
+    refuseNulInQuery(url.searchParams);
 
     const idempotencyKey = req.method === "POST" ? req.headers["idempotency-key"] : undefined;
     const scope = `${url.pathname}`;

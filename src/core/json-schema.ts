@@ -13,6 +13,16 @@ const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false });
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
+/**
+ * The `pattern` of API strings that may not hold NUL (U+0000): text PostgreSQL stores in `text`
+ * columns or binds as a lookup parameter, which cannot hold it (the statement fails with `invalid
+ * byte sequence for encoding "UTF8": 0x00`). Refused on both backends, so the API answers alike.
+ */
+export const NO_NUL_PATTERN = "^[^\\u0000]*$";
+
+/** What a client is told when a string holds NUL: the same words for bodies and query strings. */
+export const NUL_MESSAGE = "must not contain the NUL character (U+0000)";
+
 export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: string): ValidationIssue[] {
   return (list ?? []).map((e) => {
     const path = e.instancePath.split("/").filter(Boolean);
@@ -24,6 +34,8 @@ export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: stri
     } else if (e.keyword === "additionalProperties") {
       loc.push(String((e.params as { additionalProperty?: string }).additionalProperty));
       msg = "unknown field";
+    } else if (e.keyword === "pattern" && (e.params as { pattern?: string }).pattern === NO_NUL_PATTERN) {
+      return { loc, msg: NUL_MESSAGE, type: "value_error.nul" };
     }
     return { loc, msg, type: `value_error.${e.keyword}` };
   });

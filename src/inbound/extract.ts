@@ -13,9 +13,16 @@ import type { BodyKind, FieldRef, SourceOptions } from "./types.js";
 /** Longer values are replaced by a hash so a hostile sender cannot bloat the unique index. */
 const MAX_KEY_LENGTH = 256;
 
+/**
+ * The value as stored, or its hash. Longer values are hashed (above); so are values holding NUL
+ * (U+0000), which PostgreSQL text cannot hold: storing one failed the whole intake batch, so the
+ * request was answered 503 on every retry and never stored. A hash keeps distinct values distinct
+ * (replacing the NUL would merge "a\u0000" with "a\uFFFD"), so de-duplication and ordering hold,
+ * the same on both backends; the original is in the body, kept byte for byte.
+ */
 export function boundedKey(value: string | undefined): string | null {
   if (value === undefined || value === "") return null;
-  if (value.length <= MAX_KEY_LENGTH) return value;
+  if (value.length <= MAX_KEY_LENGTH && !value.includes("\u0000")) return value;
   return `sha256:${createHash("sha256").update(value).digest("hex")}`;
 }
 

@@ -58,8 +58,17 @@ class HandlerTimeout extends Error {
   }
 }
 
+/**
+ * The error recorded as an item's lastError. NUL (U+0000) becomes U+FFFD, the replacement
+ * character: PostgreSQL text cannot hold it, and a handler error quoting one failed the whole
+ * outcome batch, again on every retry, so the item (and its batch-mates) ran again and again and
+ * never used up its attempts. Done here, for both backends, so the API shows the same text.
+ */
 function errorText(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const text = (error instanceof Error ? `${error.name}: ${error.message}` : String(error)).replaceAll(
+    "\u0000",
+    "\uFFFD",
+  );
   return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
 }
 

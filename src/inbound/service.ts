@@ -40,7 +40,10 @@ export function sourceSegment(url: string | undefined): string | undefined {
   const match = /^\/in\/([^/?#]+)/.exec(url ?? "");
   if (!match) return undefined;
   try {
-    return decodeURIComponent(match[1]!);
+    const segment = decodeURIComponent(match[1]!);
+    // No source id or uid holds NUL, and PostgreSQL cannot look one up with it: no such source
+    // (404), where the failed lookup answered 503 and the sender retried for ever.
+    return segment.includes("\u0000") ? undefined : segment;
   } catch {
     return undefined;
   }

@@ -55,16 +55,29 @@ function checkUrl(url: string | undefined): void {
   }
 }
 
+/** An HTTP field name (RFC 9110 token), as the sender requires. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * What the sender (undici) refuses in a field value: NUL, CR, LF and the other control characters
+ * but tab, and anything beyond U+00FF. A header it refuses would fail every delivery with `other`.
+ */
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * Endpoint headers are sent with every delivery, so a name or value no HTTP request can carry is
+ * refused here (422) rather than accepted and failed on every attempt; NUL among them.
+ */
 function checkHeaders(headers: Record<string, string | null> | null | undefined): void {
-  for (const name of Object.keys(headers ?? {})) {
-    if (RESERVED_HEADER.test(name)) {
-      throw errors.validation([
-        {
-          loc: ["body", "headers", name],
-          msg: "this header is set by Pigeon and cannot be overridden",
-          type: "value_error.header",
-        },
-      ]);
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const problem = RESERVED_HEADER.test(name)
+      ? "this header is set by Pigeon and cannot be overridden"
+      : !HEADER_NAME.test(name)
+        ? "must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~ only (no NUL, spaces or controls)"
+        : value !== null && BAD_HEADER_VALUE.test(value)
+          ? "the value must not contain NUL, CR, LF or other control characters (tab aside), nor characters beyond U+00FF"
+          : undefined;
+    if (problem) {
+      throw errors.validation([{ loc: ["body", "headers", name], msg: problem, type: "value_error.header" }]);
     }
   }
 }
