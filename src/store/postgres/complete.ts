@@ -127,14 +127,21 @@ interface EndpointChange {
 }
 
 /**
- * PostgreSQL text cannot hold NUL (U+0000), and one response body with a NUL byte in it failed
- * the whole batch, and with it every later flush the batch was retried in: the worker never
- * recorded another outcome. The NUL becomes U+FFFD, the replacement character.
+ * Text PostgreSQL can store: NUL (U+0000) becomes U+FFFD, the replacement character, and so does a
+ * lone surrogate, which JSON.stringify writes as an escape that PostgreSQL's JSON parser rejects.
+ * One response body with a NUL byte in it failed the whole batch, and with it every later flush
+ * the batch was retried in: the worker never recorded another outcome.
  */
+function storableText(text: string): string {
+  const wellFormed = text.isWellFormed() ? text : text.toWellFormed();
+  return wellFormed.includes("\u0000") ? wellFormed.replaceAll("\u0000", "\uFFFD") : wellFormed;
+}
+
+/** The attempt with its free text (what the endpoint answered, the URL it was sent to) storable. */
 function storable(attempt: Attempt): Attempt {
-  return attempt.response.includes("\u0000")
-    ? { ...attempt, response: attempt.response.replaceAll("\u0000", "\uFFFD") }
-    : attempt;
+  const response = storableText(attempt.response);
+  const url = storableText(attempt.url);
+  return response === attempt.response && url === attempt.url ? attempt : { ...attempt, response, url };
 }
 
 /**
