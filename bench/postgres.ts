@@ -86,9 +86,12 @@ const DRAIN_DEADLINE_MS = 60_000;
  * Deliveries (and pg-boss jobs) drained by the same processes before the measured backlog, so
  * both are measured warm, as long-running workers are: started cold, Pigeon's workers took the
  * first 1.5–2 s of a 4–5 s drain to reach their steady rate (JIT), which measured start-up, not
- * throughput. 4,000 is 500 messages × 8 endpoints.
+ * throughput. The warm-up is as large as the measured backlog (2,500 messages × 8 endpoints): after
+ * 4,000 deliveries V8 was still compiling during the measured drain (--trace-opt: 0.3–0.6 s of
+ * TurboFan work per Pigeon worker, a tenth to a fifth of its CPU there; perf: 3 % of a worker's
+ * CPU after this warm-up, as for pg-boss's).
  */
-const WARMUP_MESSAGES = 500;
+const WARMUP_MESSAGES = MESSAGES;
 
 /** What a drain sends: how many endpoints, messages to each, and how long the sink takes to answer. */
 interface Workload {
@@ -118,7 +121,8 @@ const FAST_SINK: Workload = {
 const SLOW_SINK: Workload = {
   endpoints: 100,
   messages: 200,
-  warmupMessages: 40,
+  // As large as the measured backlog, as WARMUP_MESSAGES is, so both sides are measured JIT-warm.
+  warmupMessages: 200,
   answerAfterMs: 100,
   endpointConcurrency: ENDPOINT_CONCURRENCY,
 };
