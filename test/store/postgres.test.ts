@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { slotSpacingMs } from "../../src/store/rate-slots.js";
 import type { ClaimedDelivery, ClaimRequest, Store } from "../../src/store/store.js";
-import type { Application, Endpoint } from "../../src/store/types.js";
+import type { Application, Delivery, Endpoint } from "../../src/store/types.js";
 import {
   describeBackend,
   openTestStore,
@@ -417,6 +417,63 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     }
     const events = (await t.store.listOperationalEvents({ limit: 100 })).data;
     expect(events.map((e) => e.data.endpointId).sort()).toEqual(eps.map((e) => e.id).sort());
+  });
+
+  it("a value PostgreSQL refuses costs only its own outcome: the rest of the batch is recorded", async () => {
+    const { app, eps } = await setup(t.store, 1);
+    const ep = eps[0]!;
+    const ds = [];
+    for (let i = 0; i < 4; i++)
+      ds.push(...(await publish(t.store, app, [ep], {}, { nextAttemptAt: T0 + i })).deliveries);
+    const [ok, badAttempt, badOutcome, failed] = ds as [Delivery, Delivery, Delivery, Delivery];
+    await t.store.claimDueDeliveries(claimAt(T0 + 10));
+    const now = T0 + 100;
+    const good = (d: Delivery) =>
+      attempt(d, { createdAt: now, succeeded: true, responseStatusCode: 200, errorCode: null });
+    // Values PostgreSQL refuses (numeric_value_out_of_range, a data exception): a duration beyond
+    // its integer column, a next attempt time beyond bigint.
+    const okAttempt = good(ok);
+    const refusedAttempt = attempt(badAttempt, { createdAt: now, responseDurationMs: 2 ** 31 });
+    const failedAttempt = attempt(failed, { createdAt: now });
+    const refusals = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      await t.store.completeDeliveries(
+        [
+          { deliveryId: ok.id, endpointId: ep.id, attempt: okAttempt, result: "succeeded" },
+          { deliveryId: badAttempt.id, endpointId: ep.id, attempt: refusedAttempt, result: "succeeded" },
+          {
+            deliveryId: badOutcome.id,
+            endpointId: ep.id,
+            attempt: good(badOutcome),
+            result: "retry",
+            nextAttemptAt: 2 ** 64,
+          },
+          { deliveryId: failed.id, endpointId: ep.id, attempt: failedAttempt, result: "failed" },
+        ],
+        now,
+      );
+      expect(refusals.mock.calls.map((c) => String(c[0]))).toEqual([
+        expect.stringMatching(new RegExp(`${badAttempt.id}.*without its attempt`)),
+        expect.stringMatching(new RegExp(`${badOutcome.id}.*left it under its lease`)),
+      ]);
+    } finally {
+      refusals.mockRestore();
+    }
+
+    const get = (d: Delivery) => t.store.getDelivery(d.msgId, ep.id);
+    expect(await get(ok)).toMatchObject({ status: "succeeded", attempts: 1 });
+    expect(await t.store.getAttempt(ok.msgId, okAttempt.id)).toEqual(okAttempt);
+    // Its state is kept, so it is not sent again; only the refused attempt's record is missing.
+    expect(await get(badAttempt)).toMatchObject({ status: "succeeded", attempts: 0 });
+    expect(await t.store.getAttempt(badAttempt.msgId, refusedAttempt.id)).toBeUndefined();
+    // Nothing of it could be stored: still under its lease, due again when the lease ends.
+    expect(await get(badOutcome)).toMatchObject({
+      status: "sending",
+      attempts: 0,
+      nextAttemptAt: T0 + 10 + LEASE,
+    });
+    expect(await get(failed)).toMatchObject({ status: "failed", attempts: 1 });
+    expect(await t.store.getAttempt(failed.msgId, failedAttempt.id)).toEqual(failedAttempt);
   });
 
   it("a success on a healthy endpoint does not rewrite (or lock) the endpoint row", async () => {

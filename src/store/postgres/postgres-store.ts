@@ -22,7 +22,7 @@ import type {
   PageQuery,
 } from "../types.js";
 import { claimedFromRows, claimQuery } from "./claim.js";
-import { completeQuery } from "./complete.js";
+import { completeQuery, recordIsolating } from "./complete.js";
 import {
   createPool,
   type PostgresConnectionConfig,
@@ -557,8 +557,20 @@ export class PostgresStore implements Store {
 
   async completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void> {
     if (outcomes.length === 0) return;
-    const { text, values } = completeQuery(outcomes, now);
-    await this.db.query(text, values, { prepared: true });
+    await recordIsolating(
+      outcomes,
+      async (batch) => {
+        const { text, values } = completeQuery(batch, now);
+        await this.db.query(text, values, { prepared: true });
+      },
+      (outcome, what, error) =>
+        console.error(
+          `pigeon: PostgreSQL refused the outcome of delivery ${outcome.deliveryId} (${(error as Error).message}); ` +
+            (what === "attempt"
+              ? "recorded it without its attempt"
+              : "left it under its lease, so it is sent again when the lease ends"),
+        ),
+    );
   }
 
   async releaseDeliveries(ids: string[], now: number): Promise<void> {
