@@ -217,7 +217,7 @@ export type SetAside = "attempt" | "outcome";
  * is not sent again, only that attempt's record is lost), or, if even that is refused, left under
  * its lease, which brings the delivery back to be sent again. `setAside` hears of each. Any other
  * error (a lost connection, a deadlock) is thrown as before: the whole batch is tried again later.
- * Halves are recorded in order, so a delivery listed twice ends as the whole batch would leave it.
+ * Halves are recorded in order, so a delivery listed twice still ends in its last state.
  */
 export async function recordIsolating(
   outcomes: DeliveryOutcome[],
