@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type BackendName, describeBackends, POSTGRES_TEST_URL, postgresAdmin } from "../helpers/backends.js";
-import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
+import { describeBackends } from "../helpers/backends.js";
+import { startPigeonOn, type TestPigeon } from "../helpers/pigeon.js";
 import { Sink, waitUntil } from "../helpers/sink.js";
 import { createSource, type InboxItemBody, inbox, send } from "../inbound/helpers.js";
 
@@ -13,24 +13,6 @@ import { createSource, type InboxItemBody, inbox, send } from "../inbound/helper
  * never a 500, a request refused for ever, or an inbox item retried for ever.
  */
 
-async function startOn(backend: BackendName): Promise<{ pigeon: TestPigeon; cleanup: () => Promise<void> }> {
-  if (backend === "sqlite") {
-    const pigeon = await startPigeon();
-    return { pigeon, cleanup: () => pigeon.close() };
-  }
-  const schema = `pigeon_test_${randomBytes(6).toString("hex")}`;
-  const url = new URL(POSTGRES_TEST_URL);
-  url.searchParams.set("schema", schema);
-  const pigeon = await startPigeon({ PIGEON_DATABASE_URL: url.toString() });
-  return {
-    pigeon,
-    cleanup: async () => {
-      await pigeon.close();
-      await postgresAdmin().query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    },
-  };
-}
-
 describeBackends("NUL in what clients and senders send", (backend) => {
   let p: TestPigeon;
   let cleanup: () => Promise<void>;
@@ -40,7 +22,7 @@ describeBackends("NUL in what clients and senders send", (backend) => {
   let sourceId: string;
 
   beforeAll(async () => {
-    ({ pigeon: p, cleanup } = await startOn(backend));
+    ({ pigeon: p, cleanup } = await startPigeonOn(backend));
     sink = await Sink.start();
     const app = await p.request("POST", "/api/v1/app", { name: "Nul", uid: "nul-app" });
     expect(app.status).toBe(201);

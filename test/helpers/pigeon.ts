@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,6 +8,7 @@ import { Svix } from "svix";
 import { createApiServer } from "../../src/api/server.js";
 import { loadConfig, type PigeonConfig } from "../../src/core/config.js";
 import { PigeonEngine } from "../../src/engine.js";
+import { type BackendName, POSTGRES_TEST_URL, postgresAdmin } from "./backends.js";
 
 export const TOKEN = "test-token";
 
@@ -65,6 +67,30 @@ export async function startPigeon(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await engine.stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A Pigeon on `backend`: the default embedded SQLite, or a private schema of the PostgreSQL test
+ * database (dropped by `cleanup`).
+ */
+export async function startPigeonOn(
+  backend: BackendName,
+): Promise<{ pigeon: TestPigeon; cleanup: () => Promise<void> }> {
+  if (backend === "sqlite") {
+    const pigeon = await startPigeon();
+    return { pigeon, cleanup: () => pigeon.close() };
+  }
+  const schema = `pigeon_test_${randomBytes(6).toString("hex")}`;
+  const url = new URL(POSTGRES_TEST_URL);
+  url.searchParams.set("schema", schema);
+  const pigeon = await startPigeon({ PIGEON_DATABASE_URL: url.toString() });
+  return {
+    pigeon,
+    cleanup: async () => {
+      await pigeon.close();
+      await postgresAdmin().query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     },
   };
 }
