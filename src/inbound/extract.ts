@@ -69,6 +69,18 @@ export function parseEventTime(value: string | undefined): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/** The range of a JavaScript Date: ±100,000,000 days around 1970, well inside PostgreSQL's bigint. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * Whether `ms` is a time some clock could show. A sender's time beyond it (10^23 ms from a numeric
+ * string) failed the whole intake batch on PostgreSQL (bigint out of range: 503 on every retry, for
+ * the requests sharing its commit too) and, on SQLite, made every later event of its key stale.
+ */
+function isDateTime(ms: number): boolean {
+  return Number.isFinite(ms) && Math.abs(ms) <= MAX_DATE_MS;
+}
+
 export interface Extracted {
   eventId: string | null;
   eventType: string | null;
@@ -94,7 +106,7 @@ export function extract(
   return {
     eventId: boundedKey(inboundEventId(provider, req, provOptions)),
     eventType: boundedKey(eventType),
-    eventTime: eventTime === undefined || !Number.isFinite(eventTime) ? null : Math.trunc(eventTime),
+    eventTime: eventTime === undefined || !isDateTime(eventTime) ? null : Math.trunc(eventTime),
     orderingKey: boundedKey(orderingKey),
   };
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
+import { describeBackends } from "../helpers/backends.js";
+import { startPigeon, startPigeonOn, type TestPigeon } from "../helpers/pigeon.js";
 import { waitUntil } from "../helpers/sink.js";
 import { createSource, inbox, send, signStandard } from "./helpers.js";
 
@@ -175,5 +176,47 @@ describe("ordering: stale events are flagged and not handed on", () => {
       "the stale one",
     );
     expect(seen).toEqual(["msg_new", "msg_other"]);
+  });
+});
+
+describeBackends("ordering: event times no clock can show", (backend) => {
+  let p: TestPigeon;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ pigeon: p, cleanup } = await startPigeonOn(backend));
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  it("stores an event whose time is beyond any date, untimed, beside one sent with it", async () => {
+    const s = await createSource(p, {
+      name: "far future",
+      provider: "none",
+      secrets: [],
+      options: {
+        eventIdPointer: "/id",
+        orderingKey: { pointer: "/data/employeeId" },
+        eventTime: { pointer: "/data/updatedAt" },
+      },
+    });
+    const seen: string[] = [];
+    p.engine.inbound.on("*", (e) => void seen.push(e.eventId!), { source: s.id });
+    const headers = { "content-type": "application/json" };
+    // 10^23 ms is beyond any date (and PostgreSQL's bigint): it failed the whole intake batch there,
+    // so this request and the one sharing its commit got 503 on every retry and were never stored.
+    const [far, plain] = await Promise.all([
+      send(p, s.ingestPath, event("far", "emp-1", "100000000000000000000000"), headers),
+      send(p, s.ingestPath, event("plain", "emp-2", "2026-01-01T10:00:00Z"), headers),
+    ]);
+    expect(far.status, await far.clone().text()).toBe(200);
+    expect(plain.status).toBe(200);
+    await waitUntil(() => seen.length === 2, 10_000, "both handed on");
+    expect(seen.sort()).toEqual(["far", "plain"]);
+    // Untimed, it cannot make later events of its key look stale.
+    expect(
+      (await send(p, s.ingestPath, event("next", "emp-1", "2026-01-01T10:01:00Z"), headers)).status,
+    ).toBe(200);
+    await waitUntil(() => seen.includes("next"), 10_000, "the next event of its key");
   });
 });
