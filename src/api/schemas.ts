@@ -121,7 +121,8 @@ const endpointFields = {
   url: Type.String({ minLength: 1, maxLength: 65536, format: "uri" }),
   description: Type.Optional(Text({ maxLength: 4096 })),
   uid: Opt(Uid),
-  version: Opt(Type.Integer({ minimum: 1 })),
+  // A 32-bit integer, as the column that stores it (PostgreSQL refused more with a 500).
+  version: Opt(Type.Integer({ minimum: 1, maximum: 2_147_483_647 })),
   disabled: Type.Optional(Type.Boolean()),
   eventTypes: Opt(Type.Array(EventTypeName, { minItems: 1, uniqueItems: true })),
   filterTypes: Opt(Type.Array(EventTypeName, { minItems: 1, uniqueItems: true })),
