@@ -9,10 +9,13 @@ import { PROVIDER_NAMES } from "../inbound/providers/index.js";
  * both are accepted and both are returned.
  */
 
+/** What a uid may be: what `Uid` validates, for a uid that comes from a path instead of a body. */
+export const UID_PATTERN = "^[a-zA-Z0-9\\-_.]+$";
+export const UID_MAX_LENGTH = 256;
 const Uid = Type.String({
   minLength: 1,
-  maxLength: 256,
-  pattern: "^[a-zA-Z0-9\\-_.]+$",
+  maxLength: UID_MAX_LENGTH,
+  pattern: UID_PATTERN,
   description: "Your own identifier; usable wherever the id is.",
 });
 /**

@@ -155,6 +155,26 @@ describe("bad input", () => {
     );
   });
 
+  it("a message creating its application takes a path app_id only if it is a valid uid → 422", async () => {
+    const body = { eventType: "a.b", payload: {}, application: { name: "On the fly" } };
+    const bad = await expectError(
+      await pigeon.request("POST", `/api/v1/app/${encodeURIComponent("a b!")}/msg`, body),
+      422,
+      "validation_error",
+      "app_id",
+    );
+    expect(JSON.stringify(bad.detail)).toContain("uid");
+    expect((await pigeon.request("GET", `/api/v1/app/${encodeURIComponent("a b!")}`)).status).toBe(404);
+    // A valid path uid, or a uid of its own, creates the application with the message.
+    expect((await pigeon.request("POST", "/api/v1/app/on-the-fly/msg", body)).status).toBe(202);
+    expect((await pigeon.request("GET", "/api/v1/app/on-the-fly")).status).toBe(200);
+    const own = { ...body, application: { name: "Own", uid: "own-uid" } };
+    expect((await pigeon.request("POST", `/api/v1/app/${encodeURIComponent("a b!")}/msg`, own)).status).toBe(
+      202,
+    );
+    expect((await pigeon.request("GET", "/api/v1/app/own-uid")).status).toBe(200);
+  });
+
   it("duplicate event type name → 409", async () => {
     const create = () => pigeon.request("POST", "/api/v1/event-type", { name: "dup.type", description: "x" });
     expect((await create()).status).toBe(201);
