@@ -110,7 +110,12 @@ describe("throughput control", () => {
     expect(maxActive).toBe(4);
     expect(new Set(handled).size).toBe(ids.length);
     expect(handled.length).toBe(ids.length);
-    expect((await inbox(p, s.id, "&status=processed")).length).toBe(200);
+    // A handler's return is recorded a moment later, with its batch of outcomes.
+    await waitUntil(
+      async () => (await inbox(p, s.id, "&status=processed")).length === ids.length,
+      10_000,
+      "every item recorded as processed",
+    );
   });
 
   it("spaces hand-offs to a rate cap", async () => {
