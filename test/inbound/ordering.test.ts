@@ -9,6 +9,21 @@ function event(id: string, employee: string, updatedAt: string): string {
   return JSON.stringify({ type: "employee.updated", id, data: { employeeId: employee, updatedAt } });
 }
 
+/** A source of those events: unsigned, keyed and timed by the fields above. */
+function orderedSource(p: TestPigeon, name: string, extra: Record<string, unknown> = {}) {
+  return createSource(p, {
+    name,
+    provider: "none",
+    secrets: [],
+    options: {
+      eventIdPointer: "/id",
+      orderingKey: { pointer: "/data/employeeId" },
+      eventTime: { pointer: "/data/updatedAt" },
+      ...extra,
+    },
+  });
+}
+
 describe("ordering: stale events are flagged and not handed on", () => {
   let p: TestPigeon;
   beforeAll(async () => {
@@ -18,19 +33,7 @@ describe("ordering: stale events are flagged and not handed on", () => {
     await p.close();
   });
 
-  async function source(name: string, extra: Record<string, unknown> = {}) {
-    return createSource(p, {
-      name,
-      provider: "none",
-      secrets: [],
-      options: {
-        eventIdPointer: "/id",
-        orderingKey: { pointer: "/data/employeeId" },
-        eventTime: { pointer: "/data/updatedAt" },
-        ...extra,
-      },
-    });
-  }
+  const source = (name: string, extra: Record<string, unknown> = {}) => orderedSource(p, name, extra);
 
   it("marks older events of a key stale once a newer one was processed", async () => {
     const s = await source("ordered");
@@ -190,16 +193,7 @@ describeBackends("ordering: event times no clock can show", (backend) => {
   });
 
   it("stores an event whose time is beyond any date, untimed, beside one sent with it", async () => {
-    const s = await createSource(p, {
-      name: "far future",
-      provider: "none",
-      secrets: [],
-      options: {
-        eventIdPointer: "/id",
-        orderingKey: { pointer: "/data/employeeId" },
-        eventTime: { pointer: "/data/updatedAt" },
-      },
-    });
+    const s = await orderedSource(p, "far future");
     const seen: string[] = [];
     p.engine.inbound.on("*", (e) => void seen.push(e.eventId!), { source: s.id });
     const headers = { "content-type": "application/json" };
