@@ -382,6 +382,20 @@ interface BossShape {
   connections: number;
 }
 
+/**
+ * pg-boss with big fetches in `processes` processes: with the sink answering at once, IN_FLIGHT
+ * connections split between them (as Pigeon's endpoint caps allow in total); with slow endpoints,
+ * each process as many as one Pigeon worker keeps on the wire.
+ */
+function bigBatchShape(processes: number, workload: Workload): BossShape {
+  return {
+    processes,
+    loops: PGBOSS_LOOPS,
+    batchSize: PGBOSS_BIG_BATCH,
+    connections: workload === SLOW_SINK ? PIGEON_PROCESS_CONCURRENCY : Math.ceil(IN_FLIGHT / processes),
+  };
+}
+
 /** The baseline: the same deliveries as pg-boss jobs, drained by `shape.processes` worker processes. */
 async function pgBossDrain(
   sink: SinkProcess,
@@ -524,12 +538,7 @@ export function runPostgresBench() {
     for (const workers of WORKER_COUNTS) {
       console.error(`postgres bench: Pigeon, ${workers} worker process(es), ${DELIVERIES} deliveries…`);
       pigeon.push(await pigeonDrain(sink, admin, workers));
-      await runBoss({
-        processes: workers,
-        loops: PGBOSS_LOOPS,
-        batchSize: PGBOSS_BIG_BATCH,
-        connections: Math.ceil(IN_FLIGHT / workers),
-      });
+      await runBoss(bigBatchShape(workers, FAST_SINK));
     }
     const best = pigeon.reduce((a, b) => (b.drainPerSec > a.drainPerSec ? b : a));
     // Claim size follows the per-endpoint cap (a worker alone on an endpoint holds up to three caps
@@ -560,17 +569,7 @@ export function runPostgresBench() {
           `${workers} process(es), ${deliveriesOf(SLOW_SINK)} deliveries…`,
       );
       const pigeonRun = await pigeonDrain(sink, admin, workers, SLOW_SINK);
-      const bossRun = await pgBossDrain(
-        sink,
-        admin,
-        {
-          processes: workers,
-          loops: PGBOSS_LOOPS,
-          batchSize: PGBOSS_BIG_BATCH,
-          connections: PIGEON_PROCESS_CONCURRENCY,
-        },
-        SLOW_SINK,
-      );
+      const bossRun = await pgBossDrain(sink, admin, bigBatchShape(workers, SLOW_SINK), SLOW_SINK);
       slow.push({ pigeon: pigeonRun, boss: bossRun });
     }
 
@@ -670,18 +669,7 @@ async function runOneSide(side: "pigeon" | "pgboss", counts: number[], workload:
       const r =
         side === "pigeon"
           ? await pigeonDrain(sink, admin, workers, workload)
-          : await pgBossDrain(
-              sink,
-              admin,
-              {
-                processes: workers,
-                loops: PGBOSS_LOOPS,
-                batchSize: PGBOSS_BIG_BATCH,
-                connections:
-                  workload === SLOW_SINK ? PIGEON_PROCESS_CONCURRENCY : Math.ceil(IN_FLIGHT / workers),
-              },
-              workload,
-            );
+          : await pgBossDrain(sink, admin, bigBatchShape(workers, workload), workload);
       console.log(
         JSON.stringify({
           workers,
