@@ -1,3 +1,4 @@
+import pg from "pg";
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { slotSpacingMs } from "../../src/store/rate-slots.js";
@@ -10,7 +11,7 @@ import {
   postgresAdmin,
   type TestStore,
 } from "../helpers/backends.js";
-import { application, attempt, endpoint, publish, T0 } from "./fixtures.js";
+import { application, attempt, delivery, endpoint, message, publish, T0 } from "./fixtures.js";
 
 // PostgreSQL only: what a shared database adds — several workers (stores with their own pools)
 // claiming at once, LISTEN/NOTIFY between them, and surviving killed connections.
@@ -374,6 +375,96 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     // The admin connection's search_path does not include the test's schema.
     await postgresAdmin().query(`DELETE FROM "${t.schema}".endpoints WHERE id = $1`, [ep.id]);
     expect(await t.store.getAttempt(msg.id, recorded.id)).toBeUndefined();
+  });
+
+  it("deleting an endpoint reads its own deliveries, in every status, not the whole table", async () => {
+    const { app, eps } = await setup(t.store, 2);
+    const [gone, kept] = eps as [Endpoint, Endpoint];
+    for (let i = 0; i < 4; i++) await publish(t.store, app, [gone, kept]);
+    await publish(t.store, app, [gone, kept], {}, { status: "held" });
+    for (let i = 0; i < 300; i++) await publish(t.store, app, [kept], {}, { status: "succeeded" });
+    // One of each status on the endpoint to delete: sending, succeeded, failed, pending, held.
+    const claimed = await t.store.claimDueDeliveries(claimAt(T0 + 1, { limit: 6 }));
+    const onGone = claimed.filter((c) => c.endpoint.id === gone.id);
+    expect(onGone.length).toBeGreaterThanOrEqual(3);
+    await t.store.completeDeliveries(
+      onGone.slice(0, 2).map((c, i) => ({
+        deliveryId: c.delivery.id,
+        endpointId: gone.id,
+        attempt: attempt(c.delivery),
+        result: i === 0 ? ("succeeded" as const) : ("failed" as const),
+      })),
+      T0 + 2,
+    );
+    const statuses = async (ep: Endpoint) =>
+      (
+        await postgresAdmin().query<{ status: string }>(
+          `SELECT status FROM "${t.schema}".deliveries WHERE endpoint_id = $1 ORDER BY status`,
+          [ep.id],
+        )
+      ).rows.map((r) => r.status);
+    expect(new Set(await statuses(gone))).toEqual(
+      new Set(["held", "pending", "sending", "succeeded", "failed"]),
+    );
+    const keptBefore = await statuses(kept);
+    expect(keptBefore.length).toBeGreaterThan(300);
+
+    // Rows and index entries read from deliveries, from the server's statistics. Backends report
+    // theirs when they exit: the store's connections (which read deliveries above) are ended first,
+    // and the delete runs on a connection of its own, ended before reading the figures again.
+    const rowsRead = async () => {
+      const results = (await postgresAdmin().query(
+        `SET stats_fetch_consistency = none;
+         SELECT COALESCE(t.seq_tup_read, 0) + COALESCE(sum(i.idx_tup_read), 0) AS n
+           FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
+          WHERE t.schemaname = '${t.schema}' AND t.relname = 'deliveries'
+          GROUP BY t.seq_tup_read`,
+      )) as unknown as pg.QueryResult<{ n: string }>[];
+      return Number(results[1]!.rows[0]!.n);
+    };
+    await terminate(t.applicationName!);
+    const before = await rowsRead();
+    const client = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+    await client.connect();
+    await client.query(`DELETE FROM "${t.schema}".endpoints WHERE id = $1`, [gone.id]);
+    const pid = (await client.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number;
+    await client.end();
+    await expect
+      .poll(
+        async () =>
+          (await postgresAdmin().query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid])).rowCount,
+      )
+      .toBe(0);
+    await expect.poll(rowsRead).toBeGreaterThan(before);
+    // Its own rows (each with a version or two still in the indexes) and nothing like the
+    // 300-odd rows of the other endpoint, which a scan of the table or of an index by message reads.
+    expect((await rowsRead()) - before).toBeLessThan(60);
+
+    expect(await statuses(gone)).toEqual([]);
+    expect(await statuses(kept)).toEqual(keptBefore);
+  });
+
+  it("inserts no delivery for an endpoint deleted meanwhile: publishing keeps the rest, requeueing does nothing", async () => {
+    const { app, eps } = await setup(t.store, 2);
+    const [live, deleted] = eps as [Endpoint, Endpoint];
+    const msg = message(app.id);
+    // The deliveries were planned while both endpoints existed.
+    const planned = [delivery(msg, live), delivery(msg, deleted)];
+    await t.store.deleteEndpoint(app.id, deleted.id);
+    await t.store.createMessage(msg, planned);
+    expect(await t.store.getMessage(app.id, msg.id)).toBeDefined();
+    expect(await t.store.getDelivery(msg.id, live.id)).toBeDefined();
+    expect(await t.store.getDelivery(msg.id, deleted.id)).toBeUndefined();
+
+    await t.store.requeueDelivery(planned[1]!, T0 + 5);
+    const { rows } = await postgresAdmin().query(
+      `SELECT count(*)::int AS n FROM "${t.schema}".deliveries WHERE endpoint_id = $1`,
+      [deleted.id],
+    );
+    expect(rows[0].n).toBe(0);
+    // Requeueing for a live endpoint still creates or resets the row.
+    await t.store.requeueDelivery(delivery(msg, live), T0 + 5);
+    expect((await t.store.getDelivery(msg.id, live.id))?.status).toBe("pending");
   });
 
   it("counts other workers' unexpired leases against the cap, and its own through heldByEndpoint", async () => {

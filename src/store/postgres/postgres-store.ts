@@ -94,6 +94,18 @@ class Filters {
 }
 
 /**
+ * The condition under which a delivery for the endpoint `endpointId` (an SQL expression) may be
+ * inserted: the endpoint still exists, and this statement holds it (KEY SHARE, what a foreign key's
+ * check takes) until it commits. Deliveries have no foreign key to their endpoint (migration 6), so
+ * this is what keeps a delivery from being inserted for an endpoint deleted meanwhile: the delete
+ * waits for the lock and its trigger then finds the row; or, deleted first, the endpoint is not
+ * found and the delivery is not inserted.
+ */
+function endpointHeld(endpointId: string): string {
+  return `EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ${endpointId} FOR KEY SHARE OF e)`;
+}
+
+/**
  * The scale-out backend: many Pigeon processes share one PostgreSQL database (optionally one
  * schema of it). Workers claim with `FOR UPDATE SKIP LOCKED` under a lease, share each endpoint's
  * concurrency cap and send-rate slots through the database, and wake each other with
@@ -394,6 +406,9 @@ export class PostgresStore implements Store {
                                    last_error, created_at, updated_at)
            SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
                                 $15::bigint[], $16::boolean[], $17::text[], $18::bigint[], $19::bigint[])
+                      AS d(id, msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual,
+                           last_error, created_at, updated_at)
+            WHERE ${endpointHeld("d.endpoint_id")}
          )
          SELECT 1`,
         [
@@ -605,11 +620,13 @@ export class PostgresStore implements Store {
       manual: true,
       updatedAt: now,
     });
-    const { text, values } = insertQuery("deliveries", row);
-    values.push(this.config.channel);
+    const columns = Object.keys(row);
+    const values = [...Object.values(row), this.config.channel];
     await this.db.query(
       `WITH requeued AS (
-         ${text}
+         INSERT INTO deliveries (${columns.join(", ")})
+         SELECT ${columns.map((_, i) => `$${i + 1}`).join(", ")}
+          WHERE ${endpointHeld(`$${columns.indexOf("endpoint_id") + 1}`)}
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE
            SET status = 'pending', next_attempt_at = excluded.next_attempt_at, manual = TRUE,
                locked_until = NULL, locked_by = NULL, updated_at = excluded.updated_at
