@@ -396,10 +396,11 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
       })),
       T0 + 2,
     );
+    // Read through the store's own connections, whose statistics are reported before the delete.
     const statuses = async (ep: Endpoint) =>
       (
-        await postgresAdmin().query<{ status: string }>(
-          `SELECT status FROM "${t.schema}".deliveries WHERE endpoint_id = $1 ORDER BY status`,
+        await (t.store as PostgresStore).pool.query<{ status: string }>(
+          "SELECT status FROM deliveries WHERE endpoint_id = $1 ORDER BY status",
           [ep.id],
         )
       ).rows.map((r) => r.status);
