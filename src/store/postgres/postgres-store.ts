@@ -388,8 +388,11 @@ export class PostgresStore implements Store {
 
   /**
    * The message and its deliveries in one statement, hence one transaction: a duplicate eventId
-   * fails the whole statement and no delivery is left behind. The foreign keys of the deliveries
-   * are checked at the end of the statement, after the message row exists.
+   * fails the whole statement and no delivery is left behind. The deliveries' key to the message is
+   * checked at the end of the statement, after the message row exists; a delivery whose endpoint
+   * was deleted meanwhile is not inserted (endpointHeld). Prepared: holding each endpoint in a
+   * subquery made the statement dearer to plan than the key's check it replaced (publishing 7 %
+   * slower in three pairs), and prepared it is cheaper than before (4 of 6 pairs, ~8 % on average).
    */
   async createMessage(message: Message, deliveries: Delivery[]): Promise<Message> {
     const m = messageToRow(message);
@@ -432,6 +435,7 @@ export class PostgresStore implements Store {
           col("created_at"),
           col("updated_at"),
         ],
+        { prepared: true },
       );
     } catch (error) {
       if (sqlState(error) === UNIQUE_VIOLATION) {
