@@ -86,6 +86,33 @@ async function terminate(applicationName: string): Promise<number[]> {
   return pids;
 }
 
+/** Rows and index entries of `deliveries` read in the test's schema, from the server's statistics. */
+async function deliveriesRowsRead(t: TestStore): Promise<number> {
+  const results = (await postgresAdmin().query(
+    `SET stats_fetch_consistency = none;
+     SELECT COALESCE(t.seq_tup_read, 0) + COALESCE(sum(i.idx_tup_read), 0) AS n
+       FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
+      WHERE t.schemaname = '${t.schema}' AND t.relname = 'deliveries'
+      GROUP BY t.seq_tup_read`,
+  )) as unknown as pg.QueryResult<{ n: string }>[];
+  return Number(results[1]!.rows[0]!.n);
+}
+
+/**
+ * Rows and index entries of `deliveries` that `run` reads, through the store's connections or
+ * connections of its own that it ends. A backend reports its statistics when it exits, so the
+ * store's connections are ended before the first reading (reporting what they read earlier) and
+ * after `run` (reporting what it read), and the figure is awaited until it has moved.
+ */
+async function deliveriesRowsReadDuring(t: TestStore, run: () => Promise<void>): Promise<number> {
+  await terminate(t.applicationName!);
+  const before = await deliveriesRowsRead(t);
+  await run();
+  await terminate(t.applicationName!);
+  await expect.poll(() => deliveriesRowsRead(t)).toBeGreaterThan(before);
+  return (await deliveriesRowsRead(t)) - before;
+}
+
 describeBackend("postgres", "PostgreSQL store: workers sharing one database", () => {
   let t: TestStore;
   beforeEach(async () => {
@@ -410,39 +437,51 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     const keptBefore = await statuses(kept);
     expect(keptBefore.length).toBeGreaterThan(300);
 
-    // Rows and index entries read from deliveries, from the server's statistics. Backends report
-    // theirs when they exit: the store's connections (which read deliveries above) are ended first,
-    // and the delete runs on a connection of its own, ended before reading the figures again.
-    const rowsRead = async () => {
-      const results = (await postgresAdmin().query(
-        `SET stats_fetch_consistency = none;
-         SELECT COALESCE(t.seq_tup_read, 0) + COALESCE(sum(i.idx_tup_read), 0) AS n
-           FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
-          WHERE t.schemaname = '${t.schema}' AND t.relname = 'deliveries'
-          GROUP BY t.seq_tup_read`,
-      )) as unknown as pg.QueryResult<{ n: string }>[];
-      return Number(results[1]!.rows[0]!.n);
-    };
-    await terminate(t.applicationName!);
-    const before = await rowsRead();
-    const client = new pg.Client({ connectionString: POSTGRES_TEST_URL });
-    await client.connect();
-    await client.query(`DELETE FROM "${t.schema}".endpoints WHERE id = $1`, [gone.id]);
-    const pid = (await client.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number;
-    await client.end();
-    await expect
-      .poll(
-        async () =>
-          (await postgresAdmin().query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid])).rowCount,
-      )
-      .toBe(0);
-    await expect.poll(rowsRead).toBeGreaterThan(before);
+    const read = await deliveriesRowsReadDuring(t, async () => {
+      // On a connection of its own, ended before the figures are read again.
+      const client = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+      await client.connect();
+      await client.query(`DELETE FROM "${t.schema}".endpoints WHERE id = $1`, [gone.id]);
+      await client.end();
+    });
     // Its own rows (each with a version or two still in the indexes) and nothing like the
     // 300-odd rows of the other endpoint, which a scan of the table or of an index by message reads.
-    expect((await rowsRead()) - before).toBeLessThan(60);
+    expect(read).toBeLessThan(60);
 
     expect(await statuses(gone)).toEqual([]);
     expect(await statuses(kept)).toEqual(keptBefore);
+  });
+
+  it("nextDueAt finds the earliest lease end reading one lease per endpoint, not every lease", async () => {
+    const { app, eps } = await setup(t.store, 2);
+    const [a, b] = eps as [Endpoint, Endpoint];
+    for (let i = 0; i < 150; i++) await publish(t.store, app, [a, b]);
+    // 150 leases on each endpoint, b's ending first.
+    const wide = { limit: 1000, endpointConcurrency: 1000 };
+    const onA = await t.store.claimDueDeliveries(
+      claimAt(T0 + 1, { ...wide, excludeEndpointIds: [b.id], leaseUntil: T0 + 900 }),
+    );
+    const onB = await t.store.claimDueDeliveries(
+      claimAt(T0 + 2, {
+        ...wide,
+        excludeEndpointIds: [a.id],
+        leaseUntil: T0 + 700,
+        heldByEndpoint: { [a.id]: 150 },
+      }),
+    );
+    expect([onA.length, onB.length]).toEqual([150, 150]);
+    await publish(t.store, app, [a], {}, { nextAttemptAt: T0 + 800 });
+    // The due index still holds the claimed rows' pending versions; the first scan past them marks
+    // them dead, as any scan does, so the measured call reads what a busy worker's calls read.
+    expect(await t.store.nextDueAt()).toBe(T0 + 700);
+
+    let next: number | undefined;
+    const read = await deliveriesRowsReadDuring(t, async () => {
+      next = await t.store.nextDueAt();
+    });
+    expect(next).toBe(T0 + 700);
+    // A few index entries; a minimum over the lease index, ordered by endpoint first, read all 300.
+    expect(read).toBeLessThan(20);
   });
 
   it("inserts no delivery for an endpoint deleted meanwhile: publishing keeps the rest, requeueing does nothing", async () => {

@@ -32,6 +32,7 @@ import {
 import { Database } from "./database.js";
 import { WorkListener } from "./listener.js";
 import { migrate } from "./migrations.js";
+import { NEXT_DUE_SQL } from "./next-due.js";
 import {
   applicationFromRow,
   applicationToRow,
@@ -708,13 +709,7 @@ export class PostgresStore implements Store {
   }
 
   async nextDueAt(): Promise<number | undefined> {
-    const row = await this.db.one(
-      // One minimum per index: pending rows are in the due index, leases in the lease index.
-      `SELECT LEAST((SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'),
-                    (SELECT min(next_attempt_at) FROM deliveries WHERE status = 'sending')) AS at`,
-      [],
-      { read: true },
-    );
+    const row = await this.db.one(NEXT_DUE_SQL, [], { read: true });
     return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
   }
 
