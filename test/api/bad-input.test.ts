@@ -211,6 +211,30 @@ describe("bad input", () => {
     );
   });
 
+  it("a header name no HTTP request can carry → 422 naming it and saying what a name may hold, on every route", async () => {
+    const ep = `/api/v1/app/${appId}/endpoint/${endpointId}`;
+    const headers = { "x bad": "v" };
+    const url = "https://example.invalid/hook";
+    for (const [method, path, body] of [
+      ["PUT", `${ep}/headers`, { headers }],
+      ["PATCH", `${ep}/headers`, { headers }],
+      ["PATCH", ep, { headers }],
+      ["PUT", ep, { url, headers }],
+      ["POST", `/api/v1/app/${appId}/endpoint`, { url, headers }],
+    ] as const) {
+      const error = await expectError(
+        await pigeon.request(method, path, body),
+        422,
+        "validation_error",
+        "must be an HTTP header name",
+      );
+      expect(error.detail).toEqual([expect.objectContaining({ loc: ["body", "headers", "x bad"] })]);
+    }
+    // Nothing was stored.
+    const stored = (await (await pigeon.request("GET", `${ep}/headers`)).json()) as { headers: object };
+    expect(Object.keys(stored.headers)).not.toContain("x bad");
+  });
+
   it("bad query parameters → 422 naming the parameter", async () => {
     await expectError(await pigeon.request("GET", "/api/v1/app?limit=0"), 422, "validation_error", "limit");
     await expectError(
