@@ -65,6 +65,12 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** The PostgreSQL the benchmarks run against (each in a schema of its own, dropped after). */
+export const BENCH_POSTGRES_URL =
+  process.env.PIGEON_BENCH_POSTGRES_URL ??
+  process.env.PIGEON_TEST_POSTGRES_URL ??
+  "postgres://postgres@127.0.0.1:5432/test";
+
 export const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 export function printTable(title: string, rows: [string, string | number][]): void {

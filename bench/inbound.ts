@@ -3,8 +3,10 @@
  * synchronous=FULL → 200, processor running) against a bare node:http server that only reads the
  * body and answers 200, measured in the same run by the same load generator.
  *
- *     node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference]
+ *     node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference] [--postgres]
  *
+ * `--postgres` puts Pigeon's store (and so its inbox) on PostgreSQL (PIGEON_BENCH_POSTGRES_URL, in a
+ * schema of its own, dropped after) instead of the embedded SQLite file.
  * `--no-processing` measures intake alone (no handler, items stay queued); `--reference` adds a closed
  * loop against bench/minimal-intake.ts, about the least a durable intake can do; `--pigeon-only`
  * (with `--rate-only`) runs just Pigeon once more after a warm-up, for profiling.
@@ -24,7 +26,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { Pool } from "undici";
+import { BENCH_POSTGRES_URL } from "./harness.js";
 import { startMinimalIntake } from "./minimal-intake.js";
 
 export interface LoadSpec {
@@ -185,6 +189,8 @@ export interface InboundBenchOptions {
   only?: LoadSpec["mode"];
   /** Also load bench/minimal-intake.ts in the closed loop: what syncing before answering costs at least. */
   reference?: boolean;
+  /** Pigeon on PostgreSQL (BENCH_POSTGRES_URL, a schema of its own) instead of SQLite. */
+  postgres?: boolean;
 }
 
 function argument(name: string, fallback: number): number {
@@ -199,20 +205,50 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+function withSchema(url: string, schema: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("schema", schema);
+  return parsed.toString();
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Bare node:http vs Pigeon's ingest route, both loaded by the same generator: a closed loop at
  * `concurrency` for throughput, then a fixed `rate` for latency. Prints a table; returns the figures.
  */
 export async function runInboundBench(options: Partial<InboundBenchOptions> = {}): Promise<unknown> {
-  const { seconds = 5, concurrency = 64, rate = 1000, processing = true, only, reference = false } = options;
+  const {
+    seconds = 5,
+    concurrency = 64,
+    rate = 1000,
+    processing = true,
+    only,
+    reference = false,
+    postgres = false,
+  } = options;
 
   const { loadConfig } = await import("../src/core/config.js");
   const { PigeonEngine } = await import("../src/engine.js");
   const { createApiServer } = await import("../src/api/server.js");
 
   const dir = mkdtempSync(join(tmpdir(), "pigeon-bench-inbound-"));
+  const schema = `bench_inbound_${randomBytes(4).toString("hex")}`;
+  const databaseUrl = postgres ? withSchema(BENCH_POSTGRES_URL, schema) : undefined;
   const config = loadConfig(
-    { PIGEON_DATA_DIR: dir, PIGEON_AUTH_TOKEN: "bench" },
+    {
+      PIGEON_DATA_DIR: dir,
+      PIGEON_AUTH_TOKEN: "bench",
+      ...(databaseUrl ? { PIGEON_DATABASE_URL: databaseUrl } : {}),
+    },
     { host: "127.0.0.1", port: 0 },
   );
   const engine = await PigeonEngine.create(config);
@@ -293,6 +329,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     await minimal?.close();
     await engine.stop();
     rmSync(dir, { recursive: true, force: true });
+    if (postgres) await dropSchema(BENCH_POSTGRES_URL, schema);
   };
   if (only) {
     await run("pigeon", pigeonUrl, "closed");
@@ -322,7 +359,9 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
       rate,
       processing,
       bodyBytes: "~450",
-      durability: "SQLite WAL; every commit fsynced before its 2xx",
+      durability: postgres
+        ? "PostgreSQL (synchronous_commit as configured); every commit durable before its 2xx"
+        : "SQLite WAL; every commit fsynced before its 2xx",
     },
     ...results,
     ratio: {
@@ -375,6 +414,7 @@ if (isEntryPoint && !IS_LOADGEN) {
     rate: argument("rate", 1000),
     processing: !process.argv.includes("--no-processing"),
     reference: process.argv.includes("--reference"),
+    postgres: process.argv.includes("--postgres"),
     ...(only ? { only } : {}),
   });
   console.log(`\n${JSON.stringify(summary, null, 2)}`);

@@ -53,6 +53,7 @@ import { freePort, PigeonProcess } from "../test/helpers/child.js";
 import { CORES, type CpuProfile, startCpuProfile } from "./cpu.js";
 import {
   BENCH_PAYLOAD,
+  BENCH_POSTGRES_URL,
   printTable,
   rawCeiling,
   round,
@@ -61,10 +62,7 @@ import {
   steadyRate,
 } from "./harness.js";
 
-const POSTGRES_URL =
-  process.env.PIGEON_BENCH_POSTGRES_URL ??
-  process.env.PIGEON_TEST_POSTGRES_URL ??
-  "postgres://postgres@127.0.0.1:5432/test";
+const POSTGRES_URL = BENCH_POSTGRES_URL;
 const TOKEN = "bench-token";
 const ENDPOINTS = 8;
 const MESSAGES = 2_500;

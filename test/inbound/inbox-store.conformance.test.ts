@@ -220,6 +220,31 @@ describeBackends("InboxStore conformance", (backend) => {
     expect(await store.claimItems(claim({ now: T0 + 1 }))).toHaveLength(1);
   });
 
+  it("reports each handed-off item's ordering mark, per source and key, in the insert itself", async () => {
+    for (const [source, key, eventTime] of [
+      ["src_a", "k", 500],
+      ["src_b", "k", 700],
+    ] as const) {
+      await store.insertItems([item(source, { orderingKey: key, eventTime })]);
+      const [c] = await store.claimItems(claim({ sourceIds: [source] }));
+      await store.completeItems(
+        [{ id: c!.item.id, sourceId: source, result: "processed", stale: false, mark: { key, eventTime } }],
+        T0,
+      );
+    }
+    const handoff = { leaseUntil: T0 + 30_000, take: () => true, untake: () => undefined };
+    const batch = [
+      item("src_a", { orderingKey: "k", eventTime: 400 }),
+      item("src_b", { orderingKey: "k", eventTime: 800 }),
+      item("src_a", { orderingKey: "other", eventTime: 1 }),
+      item("src_a"),
+    ];
+    const outcomes = await store.insertItems(batch, handoff);
+    expect(
+      outcomes.map((o) => (o.status === "received" ? o.claimed?.newestProcessedTime : o.status)),
+    ).toEqual([500, 700, null, null]);
+  });
+
   it("leases claimed items: not claimable again until the lease ends, then due again", async () => {
     await store.insertItems([item("src_a"), item("src_a")]);
     const first = await store.claimItems(claim());

@@ -21,6 +21,11 @@ export interface QueryOptions {
 /** Names of prepared statements by text; the texts are the store's fixed SQL constants. */
 const statementNames = new Map<string, string>();
 
+/** A hot statement's name on every connection, for queries run on a transaction's client. */
+export function preparedQuery(text: string, values: unknown[]): pg.QueryConfig {
+  return { name: statementName(text), text, values };
+}
+
 function statementName(text: string): string {
   let name = statementNames.get(text);
   if (name === undefined) {
@@ -35,7 +40,7 @@ export class Database {
   constructor(readonly pool: pg.Pool) {}
 
   async query(text: string, values: unknown[] = [], options: QueryOptions = {}): Promise<Row[]> {
-    const query = options.prepared ? { name: statementName(text), text, values } : { text, values };
+    const query = options.prepared ? preparedQuery(text, values) : { text, values };
     const run = () => this.withClient(async (client) => (await client.query<Row>(query)).rows);
     try {
       return await run();
