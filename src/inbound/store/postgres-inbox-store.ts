@@ -15,13 +15,14 @@ import {
   sourceParams,
   sourceStatsFromRows,
 } from "./inbox-rows.js";
-import type {
-  Handoff,
-  InboxClaim,
-  InboxQuery,
-  InboxStore,
-  SourceStats,
-  VerifyFailureTally,
+import {
+  type Handoff,
+  type InboxClaim,
+  type InboxQuery,
+  type InboxStore,
+  keyOf,
+  type SourceStats,
+  type VerifyFailureTally,
 } from "./inbox-store.js";
 
 const UNIQUE_VIOLATION = "23505";
@@ -275,13 +276,13 @@ export class PostgresInboxStore implements InboxStore {
     taken: string[],
   ): Promise<InsertOutcome[]> {
     const order = lockOrder(items);
-    const takes = new Map<string, number>();
+    const takes = new Set<string>();
     const rows = order.map((i) => {
       const item = items[i]!;
       const take = handoff?.take(item) ?? false;
       if (take) {
         taken.push(item.id);
-        takes.set(item.id, handoff!.leaseUntil);
+        takes.add(item.id);
       }
       const nextAttemptAt = take ? handoff!.leaseUntil : item.receivedAt;
       const status = take ? "processing" : "received";
@@ -303,31 +304,28 @@ export class PostgresInboxStore implements InboxStore {
         keyed.map((item) => item.sourceId),
         keyed.map((item) => item.orderingKey),
       ]);
-      for (const row of found) marks.set(`${row.source_id}\u0000${row.ordering_key}`, row);
+      for (const row of found) marks.set(keyOf(String(row.source_id), String(row.ordering_key)), row);
     }
 
     const outcomes: InsertOutcome[] = new Array(items.length);
     for (const i of order) {
       const item = items[i]!;
-      const leaseUntil = takes.get(item.id);
+      const took = takes.has(item.id);
       if (inserted.has(item.id)) {
-        outcomes[i] =
-          leaseUntil === undefined
-            ? { id: item.id, status: "received" }
-            : {
-                id: item.id,
-                status: "received",
-                claimed: handedOff(
-                  item,
-                  leaseUntil,
-                  item.orderingKey === null
-                    ? undefined
-                    : marks.get(`${item.sourceId}\u0000${item.orderingKey}`),
-                ),
-              };
+        outcomes[i] = !took
+          ? { id: item.id, status: "received" }
+          : {
+              id: item.id,
+              status: "received",
+              claimed: handedOff(
+                item,
+                handoff!.leaseUntil,
+                item.orderingKey === null ? undefined : marks.get(keyOf(item.sourceId, item.orderingKey)),
+              ),
+            };
         continue;
       }
-      if (leaseUntil !== undefined) {
+      if (took) {
         taken.splice(taken.indexOf(item.id), 1);
         handoff!.untake(item.id);
       }
