@@ -62,7 +62,6 @@ import {
   steadyRate,
 } from "./harness.js";
 
-const POSTGRES_URL = BENCH_POSTGRES_URL;
 const TOKEN = "bench-token";
 const ENDPOINTS = 8;
 const MESSAGES = 2_500;
@@ -153,7 +152,7 @@ interface DrainResult {
 }
 
 function urlWith(params: Record<string, string>): string {
-  const url = new URL(POSTGRES_URL);
+  const url = new URL(BENCH_POSTGRES_URL);
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
   return url.toString();
 }
@@ -405,7 +404,7 @@ async function pgBossDrain(
   const queue = "webhooks";
   const warmupQueue = "webhooks-warmup";
   const boss = new PgBoss({
-    connectionString: POSTGRES_URL,
+    connectionString: BENCH_POSTGRES_URL,
     schema,
     application_name: "pgboss-bench-loader",
   });
@@ -438,7 +437,7 @@ async function pgBossDrain(
     for (let i = 0; i < shape.processes; i++) {
       children.push(
         forkBossWorker({
-          connectionString: POSTGRES_URL,
+          connectionString: BENCH_POSTGRES_URL,
           schema,
           loops: shape.loops,
           batchSize: shape.batchSize,
@@ -473,7 +472,7 @@ async function probe(admin: pg.Pool): Promise<string | undefined> {
     await admin.query("SELECT 1");
     return undefined;
   } catch (error) {
-    return `PostgreSQL at ${POSTGRES_URL.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@")} is not reachable (${(error as Error).message})`;
+    return `PostgreSQL at ${BENCH_POSTGRES_URL.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@")} is not reachable (${(error as Error).message})`;
   }
 }
 
@@ -495,7 +494,7 @@ async function withBenchServices<T>(
   use: (admin: pg.Pool, sink: SinkProcess) => Promise<T>,
 ): Promise<T | { skipped: string }> {
   const admin = new pg.Pool({
-    connectionString: POSTGRES_URL,
+    connectionString: BENCH_POSTGRES_URL,
     application_name: "pigeon-bench-admin",
     max: 2,
   });
