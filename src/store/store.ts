@@ -65,6 +65,11 @@ export interface Store {
 
   // Deliveries: the dispatcher's hot path.
   claimDueDeliveries(claim: ClaimRequest): Promise<ClaimedDelivery[]>;
+  /**
+   * How many other workers were claiming from this store as of this worker's last claim that took
+   * rows. Absent on a backend one process owns.
+   */
+  livePeerCount?(): number;
   completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void>;
   /** Releases leases early (graceful shutdown) so another worker need not wait them out. */
   releaseDeliveries(ids: string[], now: number): Promise<void>;

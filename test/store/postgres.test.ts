@@ -338,6 +338,25 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     expect(endpointsOf(await a.claim(T0 + 6, 4, 1000, 12)).size).toBeLessThanOrEqual(2);
   });
 
+  it("a claim that takes rows reports how many other workers are live, for the dispatcher's pacing", async () => {
+    const a = new Worker("a", t.store);
+    const b = new Worker("b", await t.openAnother());
+    const { app, eps } = await setup(t.store, 4);
+    for (let i = 0; i < 4; i++) await publish(t.store, app, eps, {}, { nextAttemptAt: T0 - 100 + i });
+    expect(a.store.livePeerCount?.()).toBe(0);
+    expect((await a.claim(T0 - 50, 4, 2)).length).toBe(2);
+    // Alone so far.
+    expect(a.store.livePeerCount?.()).toBe(0);
+    expect((await b.claim(T0 - 40, 4, 2)).length).toBeGreaterThan(0);
+    expect(b.store.livePeerCount?.()).toBe(1);
+    expect((await a.claim(T0 - 30, 4, 2)).length).toBeGreaterThan(0);
+    expect(a.store.livePeerCount?.()).toBe(1);
+    // B stops: its heartbeat goes with it, and A's next claim that takes rows sees nobody.
+    await b.store.close();
+    expect((await a.claim(T0, 4, 2)).length).toBeGreaterThan(0);
+    expect(a.store.livePeerCount?.()).toBe(0);
+  });
+
   it("a worker whose last claim is older than the peer timeout gets no share", async () => {
     const a = new Worker("a", t.store);
     const quiet = new Worker("quiet", await t.openAnother());

@@ -69,7 +69,8 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    result's order), not once per delivery: a claim's rows share a few endpoints and, with
  *    fan-out, messages, and encoding, sending and parsing the same JSON again per delivery was
  *    a good part of the claim's cost. claimedFromRows fills the repeats in.
- * 7. The lease end goes into next_attempt_at (and locked_until), as on SQLite: if this worker
+ * 7. Each row also says how many other workers are live (\`peers\`), for the dispatcher's pacing.
+ * 8. The lease end goes into next_attempt_at (and locked_until), as on SQLite: if this worker
  *    dies, its rows simply come due again. As on SQLite, the delivery handed back is the row as
  *    it was before the claim, with status 'sending'.
  */
@@ -200,7 +201,8 @@ SELECT row_to_json(p.*) AS delivery,
        CASE WHEN row_number() OVER (PARTITION BY p.msg_id ORDER BY p.next_attempt_at, p.id) = 1
             THEN row_to_json(m.*) END AS message,
        CASE WHEN row_number() OVER (PARTITION BY p.endpoint_id ORDER BY p.next_attempt_at, p.id) = 1
-            THEN row_to_json(l.*) END AS endpoint
+            THEN row_to_json(l.*) END AS endpoint,
+       (SELECT count(*) FROM peers)::int AS peers
   FROM claimed c
   JOIN picked p ON p.id = c.id
   JOIN messages m ON m.id = p.msg_id
@@ -226,6 +228,11 @@ export function claimQuery(claim: ClaimRequest, worker: string): { text: string;
       claim.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
     ],
   };
+}
+
+/** How many other live workers a claim saw; undefined when it claimed nothing (and so said nothing). */
+export function livePeersFromRows(rows: Row[]): number | undefined {
+  return rows.length === 0 ? undefined : Number(rows[0]?.peers);
 }
 
 /** The claim's rows as deliveries; a message or endpoint row comes only with its first delivery. */

@@ -21,7 +21,7 @@ import type {
   Page,
   PageQuery,
 } from "../types.js";
-import { claimedFromRows, claimQuery } from "./claim.js";
+import { claimedFromRows, claimQuery, livePeersFromRows } from "./claim.js";
 import { completeQuery, recordIsolating } from "./complete.js";
 import {
   createPool,
@@ -572,7 +572,16 @@ export class PostgresStore implements Store {
     if (claim.limit <= 0) return [];
     this.hasClaimed = true;
     const { text, values } = claimQuery(claim, this.workerId);
-    return claimedFromRows(await this.db.query(text, values, { prepared: true }));
+    const rows = await this.db.query(text, values, { prepared: true });
+    this.livePeers = livePeersFromRows(rows) ?? this.livePeers;
+    return claimedFromRows(rows);
+  }
+
+  /** Other workers live at this worker's last claim that took rows (claim.ts, \`peers\`). */
+  private livePeers = 0;
+
+  livePeerCount(): number {
+    return this.livePeers;
   }
 
   async completeDeliveries(outcomes: DeliveryOutcome[], now: number): Promise<void> {
