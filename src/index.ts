@@ -1,8 +1,7 @@
-export { createApplication } from "./api/routes/applications.js";
-export { createEndpoint } from "./api/routes/endpoints.js";
 export { createApiHandler, createApiServer } from "./api/server.js";
 export { loadConfig, type PigeonConfig } from "./core/config.js";
 export { PigeonError } from "./core/errors.js";
+export { createApplication, createEndpoint } from "./embedded/admin.js";
 export { type OutboxTransaction, SqliteOutbox } from "./embedded/outbox.js";
 export { PigeonEngine } from "./engine.js";
 export * from "./inbound/index.js";

@@ -1,10 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createApplication } from "../../src/api/routes/applications.js";
-import { createEndpoint } from "../../src/api/routes/endpoints.js";
 import { createApiHandler } from "../../src/api/server.js";
 import { loadConfig } from "../../src/core/config.js";
 import { PigeonError } from "../../src/core/errors.js";
+import { createApplication, createEndpoint } from "../../src/embedded/admin.js";
 import { SqliteOutbox } from "../../src/embedded/outbox.js";
 import { PigeonEngine } from "../../src/engine.js";
 import { isValidSecret } from "../../src/signing/secrets.js";

@@ -237,6 +237,15 @@ export const MessageIn = Type.Object(
   { title: "MessageIn", additionalProperties: false },
 );
 
+/**
+ * What the embedded API publishes (`SqliteOutbox`, `tx.publish`): MessageIn's own fields, checked
+ * by the same rules, without the HTTP route's extras (creating the application, retention).
+ */
+export const PublishIn = Type.Pick(MessageIn, ["eventType", "eventId", "payload", "channels", "tags"], {
+  title: "PublishIn",
+  additionalProperties: false,
+});
+
 export const MessageOut = Type.Object(
   {
     id: Type.String(),

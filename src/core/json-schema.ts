@@ -41,8 +41,11 @@ export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: stri
   });
 }
 
-/** Validates a request body against its schema; a mismatch is a 422 listing every problem. */
-export function validateBody<T>(schema: TSchema, value: unknown): T {
+/**
+ * Validates a request body against its schema; a mismatch is a 422 listing every problem, each
+ * located under `root` ("body" for HTTP requests; the embedded API names its argument).
+ */
+export function validateBody<T>(schema: TSchema, value: unknown, root = "body"): T {
   let validate = compiled.get(schema);
   if (!validate) {
     validate = ajv.compile(schema);
@@ -50,10 +53,14 @@ export function validateBody<T>(schema: TSchema, value: unknown): T {
   }
   if (value === undefined) {
     throw errors.validation([
-      { loc: ["body"], msg: "a JSON request body is required", type: "value_error.missing" },
+      {
+        loc: [root],
+        msg: root === "body" ? "a JSON request body is required" : "is required",
+        type: "value_error.missing",
+      },
     ]);
   }
-  if (!validate(value)) throw errors.validation(issuesFromAjv(validate.errors, "body"));
+  if (!validate(value)) throw errors.validation(issuesFromAjv(validate.errors, root));
   return value as T;
 }
 

@@ -1,4 +1,7 @@
+import { checkPayloadSize } from "../api/routes/messages.js";
+import { PublishIn } from "../api/schemas.js";
 import { errors } from "../core/errors.js";
+import { validateBody } from "../core/json-schema.js";
 import { type PublishInput, prepareMessage } from "../delivery/publisher.js";
 import type { PigeonEngine } from "../engine.js";
 import type { SqliteDatabase } from "../store/sqlite/database.js";
@@ -6,7 +9,11 @@ import { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import type { Message } from "../store/types.js";
 
 export interface OutboxTransaction {
-  /** Records a message for an application (id or uid) as part of the surrounding transaction. */
+  /**
+   * Records a message for an application (id or uid) as part of the surrounding transaction.
+   * Input the HTTP API would refuse throws its PigeonError (422 validation_error, 413
+   * payload_too_large) and records nothing.
+   */
   publish(appIdOrUid: string, input: PublishInput): Message;
 }
 
@@ -38,6 +45,10 @@ export class SqliteOutbox {
     let queued = false;
     const tx: OutboxTransaction = {
       publish: (appIdOrUid, input) => {
+        // The HTTP API's rules, so what the outbox stores the API can serve (no NUL in an eventId,
+        // which PostgreSQL could not look up either; names and sizes within the API's limits).
+        validateBody(PublishIn, input, "input");
+        checkPayloadSize(this.engine, input.payload);
         const app = this.store.getApplicationSync(appIdOrUid);
         if (!app) throw errors.notFound("Application", appIdOrUid);
         const { message, deliveries } = prepareMessage(

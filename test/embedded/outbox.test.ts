@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PigeonError } from "../../src/core/errors.js";
+import type { PublishInput } from "../../src/delivery/publisher.js";
 import { SqliteOutbox } from "../../src/embedded/outbox.js";
 import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
 import { Sink } from "../helpers/sink.js";
@@ -60,5 +62,32 @@ describe("transactional outbox (SQLite)", () => {
     const messages = await pigeon.svix.message.list("employees");
     expect(messages.data.map((m) => m.payload)).toEqual([{ name: "Bo" }]);
     expect(sink.received).toHaveLength(1);
+  });
+
+  it("refuses what the HTTP API refuses, with its error, and keeps neither the event nor the row", async () => {
+    const refusal = (input: PublishInput): PigeonError => {
+      try {
+        outbox.transaction((tx) => {
+          outbox.db.prepare("INSERT INTO employees (name) VALUES (?)").run("Di");
+          tx.publish("employees", input);
+        });
+      } catch (error) {
+        return error as PigeonError;
+      }
+      throw new Error("the outbox accepted it");
+    };
+    const nul = refusal({ eventType: "employee.created", eventId: "evt\u0000-1", payload: {} });
+    expect(nul).toBeInstanceOf(PigeonError);
+    expect([nul.status, nul.code]).toEqual([422, "validation_error"]);
+    expect(nul.message).toContain("input.eventId: must not contain the NUL character");
+    const badType = refusal({ eventType: "employee created!", payload: {} });
+    expect(badType.message).toContain("input.eventType");
+    const unknownField = refusal({ eventType: "employee.created", payload: {}, deliverAt: "x" } as never);
+    expect(unknownField.message).toContain("input.deliverAt: unknown field");
+    const tooBig = refusal({ eventType: "employee.created", payload: { blob: "x".repeat(2 * 1024 * 1024) } });
+    expect([tooBig.status, tooBig.code]).toEqual([413, "payload_too_large"]);
+
+    expect(outbox.db.prepare("SELECT count(*) AS n FROM employees").get()).toEqual({ n: 0 });
+    expect((await pigeon.svix.message.list("employees")).data).toEqual([]);
   });
 });

@@ -19,6 +19,12 @@ import { createApplication } from "./applications.js";
 
 type MsgIn = Static<typeof MessageIn>;
 
+/** A payload larger than PIGEON_MAX_PAYLOAD_BYTES (as JSON) is refused with a 413. */
+export function checkPayloadSize(engine: PigeonEngine, payload: unknown): void {
+  if (Buffer.byteLength(JSON.stringify(payload)) > engine.config.maxPayloadBytes)
+    throw errors.payloadTooLarge(engine.config.maxPayloadBytes);
+}
+
 const UID = new RegExp(UID_PATTERN);
 
 /**
@@ -56,9 +62,7 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
       response: { status: 202, schema: MessageOut },
       handler: async ({ params, body, query }) => {
         const input = body as MsgIn;
-        const payloadBytes = Buffer.byteLength(JSON.stringify(input.payload));
-        if (payloadBytes > engine.config.maxPayloadBytes)
-          throw errors.payloadTooLarge(engine.config.maxPayloadBytes);
+        checkPayloadSize(engine, input.payload);
         const app = await appForMessage(engine, params.app_id!, input);
         const message = await engine.publisher.publish(app, input);
         return {
