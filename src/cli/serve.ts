@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { createApiServer } from "../api/server.js";
 import type { PigeonConfig } from "../core/config.js";
 import { PigeonEngine } from "../engine.js";
+import { openStore } from "../store/open-store.js";
 import { resolveAdminToken } from "./admin-token.js";
 
 export interface RunningServer {
@@ -13,7 +14,12 @@ export interface RunningServer {
 /** Starts the API and the delivery engine; resolves once the port is listening. */
 export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServer> {
   const admin = resolveAdminToken(config.authToken, config.dataDir);
-  const engine = await PigeonEngine.create(config);
+  const store = await openStore(config.databaseUrl).catch((error: unknown) => {
+    throw new StartError(
+      `cannot open the database ${redact(config.databaseUrl)} (--database or PIGEON_DATABASE_URL): ${messageOf(error)}`,
+    );
+  });
+  const engine = await PigeonEngine.create(config, { store });
   // A worker serves only its health check, so orchestrators can probe it; the API lives on api nodes.
   const server =
     config.role === "worker"
@@ -22,6 +28,15 @@ export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServ
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
+  }).catch(async (error: unknown) => {
+    await engine.stop().catch(() => undefined);
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE")
+      throw new StartError(
+        `port ${config.port} on ${config.host} is already in use: choose another with --port (or PIGEON_PORT)`,
+      );
+    if ((error as NodeJS.ErrnoException).code === "EADDRNOTAVAIL")
+      throw new StartError(`${config.host} is not an address of this machine: fix --host (or PIGEON_HOST)`);
+    throw error;
   });
   if (config.role !== "api") engine.start();
   const port = (server.address() as AddressInfo).port;
@@ -65,6 +80,18 @@ function createHealthServer(engine: PigeonEngine): Server {
       JSON.stringify({ code: "not_found", detail: "This is a worker: it serves only /api/v1/health." }),
     );
   });
+}
+
+/** Why `pigeon serve` could not start, in words that name the setting to fix. */
+export class StartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartError";
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Database URLs may carry a password; never print it. */
