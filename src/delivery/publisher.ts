@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import { errors } from "../core/errors.js";
 import { newId } from "../core/ids.js";
-import type { Store } from "../store/store.js";
+import type { PublishContext, Store } from "../store/store.js";
 import type { Application, Delivery, Endpoint, EventType, Message } from "../store/types.js";
 import { planDeliveries } from "./fanout.js";
 import { issuesFromAjvLike, validatePayloadAgainstEventType } from "./payload-schema.js";
@@ -25,9 +25,17 @@ export class Publisher {
     private readonly onEnqueued: () => void,
   ) {}
 
-  async publish(app: Application, input: PublishInput): Promise<Message> {
-    const eventType = await this.store.getEventType(input.eventType);
-    const endpoints = await this.store.listActiveEndpoints(app.id);
+  /**
+   * `loaded`: the event type and endpoints already read for this application and event type
+   * (Store.loadPublishContext, as the API does in one round trip); otherwise they are read here.
+   */
+  async publish(
+    app: Application,
+    input: PublishInput,
+    loaded?: Pick<PublishContext, "eventType" | "endpoints">,
+  ): Promise<Message> {
+    const eventType = loaded ? loaded.eventType : await this.store.getEventType(input.eventType);
+    const endpoints = loaded ? loaded.endpoints : await this.store.listActiveEndpoints(app.id);
     const { message, deliveries } = prepareMessage(app, input, eventType, endpoints, this.clock.now());
     await this.store.createMessage(message, deliveries);
     if (deliveries.some((d) => d.status === "pending")) this.onEnqueued();

@@ -53,6 +53,13 @@ export interface Store {
   /** Records a failed handshake try and when to try again (null: stop trying until re-verify). */
   scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void>;
 
+  /**
+   * What publishing a message reads, in one round trip where the backend is networked: the
+   * application (id or uid), the event type (by name; undefined when not registered) and the
+   * application's enabled endpoints ([] when the application does not exist).
+   */
+  loadPublishContext(appIdOrUid: string, eventType: string): Promise<PublishContext>;
+
   // Messages and their fan-out, written in one transaction.
   createMessage(message: Message, deliveries: Delivery[]): Promise<Message>;
   getMessage(appId: string, idOrEventId: string): Promise<Message | undefined>;
@@ -115,6 +122,12 @@ export interface AttemptQuery extends PageQuery {
 export interface StoredResponse {
   status: number;
   body: string;
+}
+
+export interface PublishContext {
+  app: Application | undefined;
+  eventType: EventType | undefined;
+  endpoints: Endpoint[];
 }
 
 export interface ClaimRequest {

@@ -8,6 +8,7 @@ import {
   attempt,
   delivery,
   endpoint,
+  eventType,
   expectPigeonError,
   message,
   publish,
@@ -52,6 +53,50 @@ describeBackends("store: messages", (backend) => {
 
     expect(await ctx.store.getDelivery(msg.id, a.id)).toEqual(da);
     expect(await ctx.store.getDelivery(msg.id, b.id)).toEqual(db);
+  });
+
+  it("loads what publishing reads in one call: the application by id or uid, the event type, its enabled endpoints", async () => {
+    const app = await ctx.store.createApplication(
+      application({ uid: "payroll", metadata: { team: "hr" }, rateLimit: 7, handshake: "required" }),
+    );
+    const created = await ctx.store.createEventType(
+      eventType({ name: "employee.created", schemas: { "1": { type: "object" } }, description: "New hire" }),
+    );
+    const b = await ctx.store.createEndpoint(
+      endpoint(app.id, {
+        channels: ["eu"],
+        filterTypes: ["employee.created"],
+        headers: { "x-a": "1" },
+        rateLimit: 5,
+      }),
+    );
+    const a = await ctx.store.createEndpoint(endpoint(app.id, { metadata: { k: "v" } }));
+    await ctx.store.createEndpoint(endpoint(app.id, { disabled: true }));
+    const other = await ctx.store.createApplication(application());
+    await ctx.store.createEndpoint(endpoint(other.id));
+
+    const byId = await ctx.store.loadPublishContext(app.id, "employee.created");
+    // The same objects the single lookups return, endpoints in id order, the disabled one left out.
+    expect(byId).toEqual({
+      app: await ctx.store.getApplication(app.id),
+      eventType: await ctx.store.getEventType("employee.created"),
+      endpoints: await ctx.store.listActiveEndpoints(app.id),
+    });
+    expect(byId.app).toEqual(app);
+    expect(byId.eventType).toEqual(created);
+    expect(byId.endpoints.map((e) => e.id)).toEqual([a.id, b.id].sort());
+    expect(byId.endpoints.find((e) => e.id === b.id)).toEqual(b);
+
+    const byUid = await ctx.store.loadPublishContext("payroll", "employee.fired");
+    expect(byUid.app).toEqual(app);
+    expect(byUid.eventType).toBeUndefined();
+    expect(byUid.endpoints).toEqual(byId.endpoints);
+
+    expect(await ctx.store.loadPublishContext("app_nobody", "employee.created")).toEqual({
+      app: undefined,
+      eventType: created,
+      endpoints: [],
+    });
   });
 
   it("a message with no deliveries is fine", async () => {

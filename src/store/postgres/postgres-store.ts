@@ -7,6 +7,7 @@ import type {
   ClaimRequest,
   DeliveryOutcome,
   MessageQuery,
+  PublishContext,
   Store,
   StoredResponse,
 } from "../store.js";
@@ -322,6 +323,27 @@ export class PostgresStore implements Store {
       { read: true },
     );
     return page(rows, query.limit, endpointFromRow, (e) => e.id);
+  }
+
+  async loadPublishContext(appIdOrUid: string, eventType: string): Promise<PublishContext> {
+    // One statement instead of three round trips (getApplication, getEventType,
+    // listActiveEndpoints), read in one snapshot; the lookups are the same as theirs.
+    const row = await this.db.one(
+      `WITH app AS (
+         SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1
+       )
+       SELECT (SELECT row_to_json(a) FROM app a) AS app,
+              (SELECT row_to_json(e) FROM event_types e WHERE e.name = $2) AS event_type,
+              (SELECT COALESCE(json_agg(row_to_json(ep) ORDER BY ep.id), '[]'::json) FROM endpoints ep
+                WHERE ep.app_id = (SELECT id FROM app) AND NOT ep.disabled) AS endpoints`,
+      [appIdOrUid, eventType],
+      { read: true },
+    );
+    return {
+      app: row?.app ? applicationFromRow(row.app as Row) : undefined,
+      eventType: row?.event_type ? eventTypeFromRow(row.event_type as Row) : undefined,
+      endpoints: ((row?.endpoints ?? []) as Row[]).map(endpointFromRow),
+    };
   }
 
   async listActiveEndpoints(appId: string): Promise<Endpoint[]> {

@@ -6,6 +6,7 @@ import type {
   ClaimRequest,
   DeliveryOutcome,
   MessageQuery,
+  PublishContext,
   Store,
   StoredResponse,
 } from "../store.js";
@@ -165,6 +166,15 @@ export class SqliteStore implements Store {
   }
 
   /** Synchronous, for use inside an application's own SQLite transaction (the outbox). */
+  async loadPublishContext(appIdOrUid: string, eventType: string): Promise<PublishContext> {
+    const app = this.getApplicationSync(appIdOrUid);
+    return {
+      app,
+      eventType: this.getEventTypeSync(eventType),
+      endpoints: app ? this.listActiveEndpointsSync(app.id) : [],
+    };
+  }
+
   getApplicationSync(idOrUid: string): Application | undefined {
     const row = this.get("SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1", idOrUid, idOrUid);
     return row ? applicationFromRow(row) : undefined;
