@@ -35,8 +35,8 @@ export const errors = {
   forbidden: (message: string) => new PigeonError(403, "forbidden", message),
   notFound: (what: string, id: string) => new PigeonError(404, "not_found", `${what} '${id}' was not found.`),
   conflict: (message: string, code = "conflict") => new PigeonError(409, code, message),
-  payloadTooLarge: (limit: number) =>
-    new PigeonError(413, "payload_too_large", `The request body is larger than the limit of ${limit} bytes.`),
+  payloadTooLarge: (limit: number, what = "The request body") =>
+    new PigeonError(413, "payload_too_large", `${what} is larger than the limit of ${limit} bytes.`),
   validation: (issues: ValidationIssue[]) =>
     new PigeonError(
       422,

@@ -86,6 +86,9 @@ describe("transactional outbox (SQLite)", () => {
     expect(unknownField.message).toContain("input.deliverAt: unknown field");
     const tooBig = refusal({ eventType: "employee.created", payload: { blob: "x".repeat(2 * 1024 * 1024) } });
     expect([tooBig.status, tooBig.code]).toEqual([413, "payload_too_large"]);
+    expect(tooBig.message).toMatch(
+      /^The message payload \(as JSON; PIGEON_MAX_PAYLOAD_BYTES\) is larger than the limit of \d+ bytes\.$/,
+    );
 
     expect(outbox.db.prepare("SELECT count(*) AS n FROM employees").get()).toEqual({ n: 0 });
     expect((await pigeon.svix.message.list("employees")).data).toEqual([]);

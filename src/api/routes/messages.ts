@@ -22,7 +22,10 @@ type MsgIn = Static<typeof MessageIn>;
 /** A payload larger than PIGEON_MAX_PAYLOAD_BYTES (as JSON) is refused with a 413. */
 export function checkPayloadSize(engine: PigeonEngine, payload: unknown): void {
   if (Buffer.byteLength(JSON.stringify(payload)) > engine.config.maxPayloadBytes)
-    throw errors.payloadTooLarge(engine.config.maxPayloadBytes);
+    throw errors.payloadTooLarge(
+      engine.config.maxPayloadBytes,
+      "The message payload (as JSON; PIGEON_MAX_PAYLOAD_BYTES)",
+    );
 }
 
 const UID = new RegExp(UID_PATTERN);
