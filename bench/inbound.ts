@@ -48,6 +48,12 @@ interface RunResult extends LoadResult {
   mainThreadUsPerRequest: number;
   serverLoopDelayP99Ms: number;
   serverLoopDelayMaxMs: number;
+  /**
+   * Items the handler finished during the run, per second. Intake is measured with processing
+   * beside it, on the same cores: a change that lets processing keep up (handled ≈ received)
+   * can lower the intake figure, and one that lets it fall behind can raise it.
+   */
+  handledPerSec: number;
 }
 
 interface LoadResult {
@@ -300,6 +306,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     // the machine is running.
     const cpuBefore = process.cpuUsage();
     const eluBefore = performance.eventLoopUtilization();
+    const handledBefore = handled;
     const result = await runLoad({
       mode,
       url,
@@ -318,6 +325,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
       mainThreadUsPerRequest: Math.round((elu.active * 1000) / Math.max(1, result.requests)),
       serverLoopDelayP99Ms: Number((loop.percentile(99) / 1e6).toFixed(2)),
       serverLoopDelayMaxMs: Number((loop.max / 1e6).toFixed(2)),
+      handledPerSec: Math.round((handled - handledBefore) / result.seconds),
     };
   };
 
@@ -380,10 +388,10 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     pigeonInbox: { ...stats.counts, handledDuringRun: handled },
   };
   const row = (name: string, r: RunResult) =>
-    `${name.padEnd(30)} ${String(r.ratePerSec).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.maxMs.toFixed(2).padStart(9)} ${String(r.errors + r.non2xx).padStart(7)} ${r.serverLoopDelayP99Ms.toFixed(2).padStart(10)} ${String(r.serverCpuUsPerRequest).padStart(8)} ${String(r.mainThreadUsPerRequest).padStart(8)}`;
+    `${name.padEnd(30)} ${String(r.ratePerSec).padStart(8)} ${r.p50Ms.toFixed(2).padStart(8)} ${r.p99Ms.toFixed(2).padStart(8)} ${r.maxMs.toFixed(2).padStart(9)} ${String(r.errors + r.non2xx).padStart(7)} ${r.serverLoopDelayP99Ms.toFixed(2).padStart(10)} ${String(r.serverCpuUsPerRequest).padStart(8)} ${String(r.mainThreadUsPerRequest).padStart(8)} ${(r === results.closedLoop.pigeon || r === results.fixedRate.pigeon ? String(r.handledPerSec) : "").padStart(9)}`;
   console.log("");
   console.log(
-    `${"run".padEnd(30)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(9)} ${"failed".padStart(7)} ${"loop p99".padStart(10)} ${"cpu µs".padStart(8)} ${"loop µs".padStart(8)}`,
+    `${"run".padEnd(30)} ${"req/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(9)} ${"failed".padStart(7)} ${"loop p99".padStart(10)} ${"cpu µs".padStart(8)} ${"loop µs".padStart(8)} ${"handled/s".padStart(9)}`,
   );
   console.log(row(`bare, ${concurrency} in flight`, results.closedLoop.bare));
   console.log(row(`pigeon, ${concurrency} in flight`, results.closedLoop.pigeon));
