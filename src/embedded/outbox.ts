@@ -49,13 +49,13 @@ export class SqliteOutbox {
         // which PostgreSQL could not look up either; names and sizes within the API's limits).
         validateBody(PublishIn, input, "input");
         checkPayloadSize(this.engine, input.payload);
-        const app = this.store.getApplicationSync(appIdOrUid);
+        const { app, eventType, endpoints } = this.store.loadPublishContextSync(appIdOrUid, input.eventType);
         if (!app) throw errors.notFound("Application", appIdOrUid);
         const { message, deliveries } = prepareMessage(
           app,
           input,
-          this.store.getEventTypeSync(input.eventType),
-          this.store.listActiveEndpointsSync(app.id),
+          eventType,
+          endpoints,
           this.engine.clock.now(),
         );
         this.store.createMessageSync(message, deliveries);

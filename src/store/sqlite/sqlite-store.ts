@@ -165,8 +165,12 @@ export class SqliteStore implements Store {
     return this.getApplicationSync(idOrUid);
   }
 
-  /** Synchronous, for use inside an application's own SQLite transaction (the outbox). */
   async loadPublishContext(appIdOrUid: string, eventType: string): Promise<PublishContext> {
+    return this.loadPublishContextSync(appIdOrUid, eventType);
+  }
+
+  /** Synchronous, for use inside an application's own SQLite transaction (the outbox). */
+  loadPublishContextSync(appIdOrUid: string, eventType: string): PublishContext {
     const app = this.getApplicationSync(appIdOrUid);
     return {
       app,
@@ -175,6 +179,7 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** Synchronous, for use inside an application's own SQLite transaction (the outbox). */
   getApplicationSync(idOrUid: string): Application | undefined {
     const row = this.get("SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1", idOrUid, idOrUid);
     return row ? applicationFromRow(row) : undefined;
