@@ -117,6 +117,10 @@ function endpointHeld(endpointId: string): string {
  * that queue work NOTIFY in the same statement, so the notification is sent on commit and only
  * then, except new messages, which announce themselves after their commit (see announceWork).
  */
+/** An application by its id or, failing that, its uid ($1); getApplication and publishing share it. */
+const APPLICATION_BY_ID_OR_UID =
+  "SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1";
+
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   /** Names this store's leases (deliveries.locked_by), so claims can tell its own from others'. */
@@ -217,11 +221,7 @@ export class PostgresStore implements Store {
   }
 
   async getApplication(idOrUid: string): Promise<Application | undefined> {
-    const row = await this.db.one(
-      "SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1",
-      [idOrUid],
-      { read: true },
-    );
+    const row = await this.db.one(APPLICATION_BY_ID_OR_UID, [idOrUid], { read: true });
     return row ? applicationFromRow(row) : undefined;
   }
 
@@ -329,9 +329,7 @@ export class PostgresStore implements Store {
     // One statement instead of three round trips (getApplication, getEventType,
     // listActiveEndpoints), read in one snapshot; the lookups are the same as theirs.
     const row = await this.db.one(
-      `WITH app AS (
-         SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1
-       )
+      `WITH app AS (${APPLICATION_BY_ID_OR_UID})
        SELECT (SELECT row_to_json(a) FROM app a) AS app,
               (SELECT row_to_json(e) FROM event_types e WHERE e.name = $2) AS event_type,
               (SELECT COALESCE(json_agg(row_to_json(ep) ORDER BY ep.id), '[]'::json) FROM endpoints ep
