@@ -36,6 +36,9 @@
  * went: PostgreSQL, the workers, the sink.
  *
  *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only|--pgboss-only 1,2 [--slow-endpoints]]
+ *
+ * `PIGEON_BENCH_TIMELINE=1` also prints each drain's arrivals at the sink per 100 ms: a drain that
+ * comes in waves (its workers idle between claims) shows there, where the rate alone hides it.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -232,6 +235,14 @@ function rateWithCpu(r: DrainResult): string {
 
 function drainResult(processes: number, stats: SinkStats, startedAt: number, cpu: CpuProfile): DrainResult {
   const seconds = (stats.lastAt - startedAt) / 1000;
+  if (process.env.PIGEON_BENCH_TIMELINE) {
+    const buckets: number[] = [];
+    for (const t of stats.times) {
+      const b = Math.floor((t - startedAt) / 100);
+      buckets[b] = (buckets[b] ?? 0) + 1;
+    }
+    console.log(`timeline x${processes} (per 100 ms):`, Array.from(buckets, (n) => n ?? 0).join(" "));
+  }
   return {
     processes,
     delivered: stats.total,

@@ -305,6 +305,32 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     expect(a.held.get([...byA][0]!)).toBe(10);
   });
 
+  it("a claim fills its limit from its own endpoints when live workers split them, not just its share of the head", async () => {
+    const a = new Worker("a", t.store);
+    const b = new Worker("b", await t.openAnother());
+    const { app, eps } = await setup(t.store, 4);
+    // 30 rounds to all four endpoints: in due order the endpoints' rows alternate.
+    for (let i = 0; i < 30; i++) await publish(t.store, app, eps, {}, { nextAttemptAt: T0 - 100 + i });
+    expect(await a.claim(T0 - 200, 100, 100, 300)).toEqual([]);
+    expect(await b.claim(T0 - 200, 100, 100, 300)).toEqual([]);
+
+    // The first 40 due rows hold 10 of each endpoint, and A's share is two endpoints. Bounded by
+    // its endpoints' rows among those 40, it took 20; scaled to the claim's limit, it takes 40:
+    // the earliest 20 of each of its two.
+    const byA = await a.claim(T0, 100, 40, 300);
+    expect(byA).toHaveLength(40);
+    const endpointsOfA = endpointsOf(byA);
+    expect(endpointsOfA.size).toBe(2);
+    for (const id of endpointsOfA) {
+      const due = byA.filter((c) => c.endpoint.id === id).map((c) => c.delivery.nextAttemptAt);
+      expect(due).toHaveLength(20);
+      expect(Math.max(...due)).toBe(T0 - 100 + 19);
+    }
+    const byB = await b.claim(T0, 100, 40, 300);
+    expect(byB).toHaveLength(40);
+    expect([...endpointsOf(byB)].filter((id) => endpointsOfA.has(id))).toEqual([]);
+  });
+
   it("a worker that stops leaves its share to the others at once; a store that never claimed has none", async () => {
     const a = new Worker("a", t.store);
     const b = new Worker("b", await t.openAnother());
