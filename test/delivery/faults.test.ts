@@ -255,3 +255,40 @@ describe("resend while the first send is still in flight", () => {
     }
   });
 });
+
+describe("a retry while other sends are in flight", () => {
+  it("is sent when it comes due, not at the next poll", async () => {
+    // The poll is far off, and a hung endpoint keeps a send in flight the whole time, so the only
+    // thing that can bring the retry on time is the worker's own wake for it.
+    const pigeon = await startPigeon({ PIGEON_POLL_INTERVAL: "20s", PIGEON_REQUEST_TIMEOUT: "25s" });
+    const sink = await Sink.start();
+    try {
+      let failedOnce = false;
+      sink.behaviour = (req, res) => {
+        if (req.url.startsWith("/hang")) return;
+        if (!failedOnce) {
+          failedOnce = true;
+          res.writeHead(503);
+          res.end("busy");
+          return;
+        }
+        res.writeHead(200);
+        res.end("ok");
+      };
+      const app = await pigeon.svix.application.create({ name: "Retry wake" });
+      await pigeon.svix.endpoint.create(app.id, { url: sink.url("/hang") });
+      await pigeon.svix.endpoint.create(app.id, { url: sink.url("/flaky") });
+      await pigeon.svix.message.create(app.id, { eventType: "retry.wake", payload: { n: 1 } });
+      const flaky = () => sink.received.filter((r) => r.url.startsWith("/flaky"));
+      await waitUntil(() => flaky().length === 2, 5_000, "the retry (schedule: 100 ms)");
+      const [first, second] = flaky();
+      expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(100);
+      expect(second!.receivedAt - first!.receivedAt).toBeLessThan(3_000);
+      expect(sink.received.filter((r) => r.url.startsWith("/hang"))).toHaveLength(1);
+    } finally {
+      // The sink first: closing it ends the hung send, which Pigeon's stop waits for.
+      await sink.close();
+      await pigeon.close();
+    }
+  });
+});
