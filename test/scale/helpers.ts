@@ -1,9 +1,10 @@
+import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { POSTGRES_TEST_URL, postgresAdmin } from "../helpers/backends.js";
 import { TOKEN } from "../helpers/pigeon.js";
 
@@ -57,6 +58,61 @@ export class ArrivalSink {
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/**
+ * `count` endpoints like ArrivalSink's, stamped in a child process of their own (see
+ * arrival-sink-process.ts for why). The test asks for counts while the run goes on and for the
+ * arrivals at the end.
+ */
+export class ArrivalSinks {
+  private waiting: ((msg: Record<string, unknown>) => void)[] = [];
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly urls: string[],
+  ) {
+    child.on("message", (msg: Record<string, unknown>) => this.waiting.shift()?.(msg));
+  }
+
+  static async start(count: number): Promise<ArrivalSinks> {
+    const child = fork(resolve(import.meta.dirname, "arrival-sink-process.ts"), [String(count)], {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const ports = await new Promise<number[]>((done, fail) => {
+      child.once("message", (msg: { ports: number[] }) => done(msg.ports));
+      child.once("exit", (code) => fail(new Error(`the arrival sinks exited with ${code}`)));
+    });
+    return new ArrivalSinks(
+      child,
+      ports.map((port) => `http://127.0.0.1:${port}/hook`),
+    );
+  }
+
+  private ask(what: "counts" | "arrivals"): Promise<Record<string, unknown>> {
+    return new Promise((done) => {
+      this.waiting.push(done);
+      this.child.send(what);
+    });
+  }
+
+  /** Requests received, and distinct message numbers received, per endpoint. */
+  async counts(): Promise<{ total: number; unique: number }[]> {
+    return (await this.ask("counts")).counts as { total: number; unique: number }[];
+  }
+
+  /** Every arrival, per endpoint. */
+  async arrivals(): Promise<Arrival[][]> {
+    return (await this.ask("arrivals")).arrivals as Arrival[][];
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((done) => this.child.once("exit", () => done()));
+    this.child.disconnect();
+    await exited;
   }
 }
 
@@ -226,7 +282,7 @@ export async function produce(
 }
 
 /** Duplicates (arrivals beyond the first per message) and whether every message kept one webhook-id. */
-export function duplicatesOf(sink: ArrivalSink): { duplicates: number; stableIds: boolean } {
+export function duplicatesOf(sink: { arrivals: Arrival[] }): { duplicates: number; stableIds: boolean } {
   const ids = new Map<number, Set<string>>();
   for (const a of sink.arrivals) ids.set(a.n, (ids.get(a.n) ?? new Set()).add(a.webhookId));
   return {

@@ -4,7 +4,7 @@ import { freePort, PigeonProcess } from "../helpers/child.js";
 import { waitUntil } from "../helpers/sink.js";
 import {
   type ApiClient,
-  ArrivalSink,
+  ArrivalSinks,
   apiClient,
   createAppWithEndpoints,
   duplicatesOf,
@@ -36,23 +36,25 @@ const CONCURRENCY = 64;
  * Asserted: every message reaches its endpoint (and no other); duplicates only from what the
  * killed worker had in flight (at most the rows it held: 2 × PIGEON_CONCURRENCY, as in the SQLite
  * crash test); one webhook-id per message; and at every endpoint no sliding one-second window of
- * arrivals (stamped by the sink when each request arrives) holds more than 50.
+ * arrivals (stamped by the sink when each request arrives, in a process of its own) holds more
+ * than 50.
  */
 describeBackend("postgres", "scale-out: three workers, one API, rate limits, a killed worker", () => {
   let db: ScaleDatabase;
   beforeAll(() => {
     db = new ScaleDatabase();
   });
-  const sinks: ArrivalSink[] = [];
+  let sinks: ArrivalSinks | undefined;
   const processes: PigeonProcess[] = [];
   afterAll(async () => {
     for (const p of processes) await p.stop().catch(() => {});
-    for (const sink of sinks) await sink.close();
+    await sinks?.close();
     await db.drop();
   });
 
   it("delivers every message once per endpoint within each endpoint's rate limit", async () => {
-    for (let i = 0; i < ENDPOINTS; i++) sinks.push(await ArrivalSink.start());
+    const endpointSinks = await ArrivalSinks.start(ENDPOINTS);
+    sinks = endpointSinks;
     const env = db.env({ PIGEON_CONCURRENCY: String(CONCURRENCY) });
     const api = new PigeonProcess(await freePort(), env, ["--role", "api", "--database", db.url()]);
     processes.push(api);
@@ -69,7 +71,7 @@ describeBackend("postgres", "scale-out: three workers, one API, rate limits, a k
     const appId = await createAppWithEndpoints(
       client,
       { name: "Scale", uid: "scale" },
-      sinks.map((sink, i) => ({ url: sink.url(), channels: [`c${i}`], rateLimit: RATE })),
+      endpointSinks.urls.map((url, i) => ({ url, channels: [`c${i}`], rateLimit: RATE })),
     );
 
     const started = Date.now();
@@ -80,16 +82,16 @@ describeBackend("postgres", "scale-out: three workers, one API, rate limits, a k
     }));
 
     // Kill one worker (no shutdown hook runs) once the run is well under way, then restart it.
-    const received = () => sinks.reduce((sum, s) => sum + s.arrivals.length, 0);
+    const received = async () => (await endpointSinks.counts()).reduce((sum, c) => sum + c.total, 0);
     const threshold = MESSAGES * (0.3 + Math.random() * 0.2);
     await waitUntil(
-      () => received() >= threshold,
+      async () => (await received()) >= threshold,
       180_000,
       `${Math.round(threshold)} deliveries before the kill`,
     );
     const victim = workers[Math.floor(Math.random() * WORKERS)]!;
     await victim.kill();
-    const killedAt = received();
+    const killedAt = await received();
     await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
     await victim.start();
 
@@ -97,7 +99,7 @@ describeBackend("postgres", "scale-out: three workers, one API, rate limits, a k
     const producedIn = (Date.now() - started) / 1000;
     expect(production.accepted).toBe(MESSAGES);
     await waitUntil(
-      () => sinks.every((s) => s.unique().size === MESSAGES / ENDPOINTS),
+      async () => (await endpointSinks.counts()).every((c) => c.unique === MESSAGES / ENDPOINTS),
       120_000,
       "every message at its endpoint",
     );
@@ -106,9 +108,10 @@ describeBackend("postgres", "scale-out: three workers, one API, rate limits, a k
     let duplicates = 0;
     const windows: number[] = [];
     let tightest = Number.POSITIVE_INFINITY;
+    const arrivals = await endpointSinks.arrivals();
     for (let i = 0; i < ENDPOINTS; i++) {
-      const sink = sinks[i]!;
-      const unique = sink.unique();
+      const sink = { arrivals: arrivals[i]! };
+      const unique = new Set(sink.arrivals.map((a) => a.n));
       expect(unique.size).toBe(MESSAGES / ENDPOINTS);
       // Only this endpoint's messages arrived here.
       expect([...unique].every((n) => n % ENDPOINTS === i)).toBe(true);
