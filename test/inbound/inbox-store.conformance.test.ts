@@ -541,3 +541,42 @@ describeBackend("postgres", "PostgresInboxStore shared by several workers", () =
     }
   });
 });
+
+describeBackend("postgres", "PostgresInboxStore outcomes PostgreSQL refuses", () => {
+  let t: TestStore;
+  let store: InboxStore;
+  beforeEach(async () => {
+    t = await openTestStore("postgres");
+    store = inboxStoreFor(t.store);
+    await store.createSource(source("src_a"));
+  });
+  afterEach(async () => {
+    await store.close();
+    await t.cleanup();
+  });
+
+  it("costs only the refused item's record, which is kept without the refused value", async () => {
+    await store.insertItems([item("src_a"), item("src_a"), item("src_a")]);
+    const [a, b, c] = (await store.claimItems(claim())).map((x) => x.item.id);
+    // NUL in text is what PostgreSQL refuses; the processor never sends it, a store must cope anyway.
+    await store.completeItems(
+      [
+        { id: a!, sourceId: "src_a", result: "processed", stale: false },
+        { id: b!, sourceId: "src_a", result: "retry", nextAttemptAt: T0 + 5000, error: "bad\u0000byte" },
+        {
+          id: c!,
+          sourceId: "src_a",
+          result: "processed",
+          stale: false,
+          mark: { key: "k\u0000", eventTime: T0 },
+        },
+      ],
+      T0 + 1,
+    );
+    expect(await store.getItem("src_a", a!)).toMatchObject({ status: "processed", attempts: 1 });
+    const retried = await store.getItem("src_a", b!);
+    expect(retried).toMatchObject({ status: "received", attempts: 1, nextAttemptAt: T0 + 5000 });
+    expect(retried!.lastError).toMatch(/^The handler's error could not be stored \(PostgreSQL: /);
+    expect(await store.getItem("src_a", c!)).toMatchObject({ status: "processed", attempts: 1 });
+  });
+});

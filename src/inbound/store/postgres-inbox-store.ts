@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { errors } from "../../core/errors.js";
 import { type Database, preparedQuery } from "../../store/postgres/database.js";
+import { isDataException, isolateRefused } from "../../store/postgres/isolate-refused.js";
 import type { Page, PageQuery } from "../../store/types.js";
 import type { ClaimedItem, InboxItem, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
 import {
@@ -395,54 +396,81 @@ export class PostgresInboxStore implements InboxStore {
     });
   }
 
+  /**
+   * One transaction per batch. A value PostgreSQL refuses costs only its own item's record (see
+   * isolateRefused): the processor keeps a batch that failed for the lease to bring back, so one
+   * refused value had every item of its batch handled again, and again, never recorded. The refused
+   * item is recorded reduced (a processed one without its ordering mark, a failure or retry with
+   * a note in place of the handler's error); if even that is refused, it stays under its lease.
+   */
   async completeItems(outcomes: ItemOutcome[], now: number): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.tx(async (client) => {
-      for (const o of outcomes) {
-        // Only an item still in `processing` is ours to finish; a requeue or delete wins.
-        switch (o.result) {
-          case "processed":
-            await client.query(
-              `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = $1, last_error = NULL,
+    const record = (batch: ItemOutcome[]) => this.tx((client) => this.applyOutcomes(client, batch, now));
+    await isolateRefused(outcomes, record, async (outcome, error) => {
+      const why = error instanceof Error ? error.message : String(error);
+      try {
+        await record([reducedOutcome(outcome, why)]);
+        console.error(
+          `pigeon: PostgreSQL refused the outcome of inbox item ${outcome.id} (${why}); recorded it ${outcome.result} without the refused value`,
+        );
+      } catch (second) {
+        if (!isDataException(second)) throw second;
+        console.error(
+          `pigeon: PostgreSQL refused the outcome of inbox item ${outcome.id} (${why}); left it under its lease`,
+        );
+      }
+    });
+  }
+
+  private async applyOutcomes(
+    client: pg.PoolClient,
+    outcomes: readonly ItemOutcome[],
+    now: number,
+  ): Promise<void> {
+    for (const o of outcomes) {
+      // Only an item still in `processing` is ours to finish; a requeue or delete wins.
+      switch (o.result) {
+        case "processed":
+          await client.query(
+            `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = $1, last_error = NULL,
                  next_attempt_at = NULL, processed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'processing'`,
-              [o.stale, now, o.id],
-            );
-            if (o.mark) {
-              // The source may be gone (deleted mid-flight): then there is no mark to keep.
-              await client.query(
-                `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
+            [o.stale, now, o.id],
+          );
+          if (o.mark) {
+            // The source may be gone (deleted mid-flight): then there is no mark to keep.
+            await client.query(
+              `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
                    SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM inbound_sources WHERE id = $1)
                    ON CONFLICT (source_id, ordering_key) DO UPDATE SET
                      newest_event_time = excluded.newest_event_time, item_id = excluded.item_id
                    WHERE excluded.newest_event_time > inbound_order_marks.newest_event_time`,
-                [o.sourceId, o.mark.key, o.mark.eventTime, o.id],
-              );
-            }
-            break;
-          case "stale":
-            await client.query(
-              `UPDATE inbox_items SET status = 'stale', next_attempt_at = NULL, processed_at = $1, updated_at = $1
+              [o.sourceId, o.mark.key, o.mark.eventTime, o.id],
+            );
+          }
+          break;
+        case "stale":
+          await client.query(
+            `UPDATE inbox_items SET status = 'stale', next_attempt_at = NULL, processed_at = $1, updated_at = $1
                  WHERE id = $2 AND status = 'processing'`,
-              [now, o.id],
-            );
-            break;
-          case "retry":
-            await client.query(
-              `UPDATE inbox_items SET status = 'received', attempts = attempts + 1, next_attempt_at = $1,
+            [now, o.id],
+          );
+          break;
+        case "retry":
+          await client.query(
+            `UPDATE inbox_items SET status = 'received', attempts = attempts + 1, next_attempt_at = $1,
                  last_error = $2, updated_at = $3 WHERE id = $4 AND status = 'processing'`,
-              [o.nextAttemptAt, o.error, now, o.id],
-            );
-            break;
-          case "failed":
-            await client.query(
-              `UPDATE inbox_items SET status = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
+            [o.nextAttemptAt, o.error, now, o.id],
+          );
+          break;
+        case "failed":
+          await client.query(
+            `UPDATE inbox_items SET status = 'failed', attempts = attempts + 1, next_attempt_at = NULL,
                  last_error = $1, updated_at = $2 WHERE id = $3 AND status = 'processing'`,
-              [o.error, now, o.id],
-            );
-            break;
-        }
+            [o.error, now, o.id],
+          );
+          break;
       }
-    });
+    }
   }
 
   async releaseItems(ids: string[], now: number): Promise<void> {
@@ -502,5 +530,19 @@ export class PostgresInboxStore implements InboxStore {
       [now, sourceId, itemId],
     );
     return rows.length > 0;
+  }
+}
+
+/** An outcome without what PostgreSQL may have refused in it: the ordering mark, the handler's error. */
+function reducedOutcome(outcome: ItemOutcome, why: string): ItemOutcome {
+  const note = `The handler's error could not be stored (PostgreSQL: ${why}).`.replaceAll("\u0000", "\uFFFD");
+  switch (outcome.result) {
+    case "processed":
+      return { id: outcome.id, sourceId: outcome.sourceId, result: "processed", stale: outcome.stale };
+    case "retry":
+    case "failed":
+      return { ...outcome, error: note };
+    default:
+      return outcome;
   }
 }

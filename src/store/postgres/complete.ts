@@ -1,5 +1,6 @@
 import type { DeliveryOutcome } from "../store.js";
 import type { Attempt } from "../types.js";
+import { isDataException, isolateRefused } from "./isolate-refused.js";
 
 /**
  * Records a batch of outcomes in one statement (one round trip, one implicit transaction):
@@ -200,42 +201,21 @@ export function completeQuery(outcomes: DeliveryOutcome[], now: number): { text:
   };
 }
 
-/** SQLSTATE class 22, data exception: a value PostgreSQL refuses, whenever it is sent. */
-function isDataException(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && code.startsWith("22");
-}
-
 export type SetAside = "attempt" | "outcome";
 
 /**
- * Records `outcomes` with `record` (one statement per call). Why: the dispatcher retries a batch
- * that failed with every later outcome added to it, so one value PostgreSQL refuses (NUL in a
- * response did, before storableText) stopped that worker from recording anything again. When a
- * batch fails with a data exception, halving finds the outcomes that cause it and the rest are
- * recorded; such an outcome is recorded without its attempt (the delivery's state is kept, so it
- * is not sent again, only that attempt's record is lost), or, if even that is refused, left under
- * its lease, which brings the delivery back to be sent again. `setAside` hears of each. Any other
- * error (a lost connection, a deadlock) is thrown as before: the whole batch is tried again later.
- * Halves are recorded in order, so a delivery listed twice still ends in its last state.
+ * Records delivery outcomes with `record` (one statement per call), isolating what PostgreSQL
+ * refuses (see isolateRefused; NUL in a response did, before storableText): a refused outcome is
+ * recorded without its attempt (the delivery's state is kept, so it is not sent again, only that
+ * attempt's record is lost), or, if even that is refused, left under its lease, which brings the
+ * delivery back to be sent again. `setAside` hears of each.
  */
 export async function recordIsolating(
   outcomes: DeliveryOutcome[],
   record: (batch: DeliveryOutcome[]) => Promise<void>,
   setAside: (outcome: DeliveryOutcome, what: SetAside, error: unknown) => void,
 ): Promise<void> {
-  try {
-    await record(outcomes);
-    return;
-  } catch (error) {
-    if (!isDataException(error)) throw error;
-    if (outcomes.length > 1) {
-      const middle = Math.ceil(outcomes.length / 2);
-      await recordIsolating(outcomes.slice(0, middle), record, setAside);
-      await recordIsolating(outcomes.slice(middle), record, setAside);
-      return;
-    }
-    const outcome = outcomes[0]!;
+  await isolateRefused(outcomes, record, async (outcome, error) => {
     if (outcome.attempt) {
       try {
         await record([{ ...outcome, attempt: undefined }]);
@@ -246,5 +226,5 @@ export async function recordIsolating(
       }
     }
     setAside(outcome, "outcome", error);
-  }
+  });
 }
