@@ -1,15 +1,10 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { POSTGRES_TEST_URL, postgresAdmin } from "../helpers/backends.js";
 import { TOKEN } from "../helpers/pigeon.js";
-
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable across sinks. */
-export const hiresNow = (): number => performance.timeOrigin + performance.now();
 
 export interface Arrival {
   /** When the request line and headers were in (before the body), in ms. */
@@ -19,52 +14,10 @@ export interface Arrival {
 }
 
 /**
- * A loopback node:http endpoint that records, per request, its arrival time (taken when the
+ * `count` loopback node:http endpoints that record, per request, its arrival time (taken when the
  * request arrives, not when its body is read), the message number in the payload and the
- * webhook-id. Answers 200 at once.
- */
-export class ArrivalSink {
-  readonly arrivals: Arrival[] = [];
-  private constructor(private readonly server: Server) {}
-
-  static async start(): Promise<ArrivalSink> {
-    let sink: ArrivalSink | undefined;
-    const server = createServer((req, res) => {
-      const at = hiresNow();
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const { n } = JSON.parse(Buffer.concat(chunks).toString()) as { n: number };
-        sink!.arrivals.push({ at, n, webhookId: String(req.headers["webhook-id"]) });
-        res.writeHead(200, { "content-type": "text/plain", "content-length": "2" });
-        res.end("ok");
-      });
-    });
-    server.keepAliveTimeout = 60_000;
-    sink = new ArrivalSink(server);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return sink;
-  }
-
-  url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
-  }
-
-  /** Distinct message numbers received. */
-  unique(): Set<number> {
-    return new Set(this.arrivals.map((a) => a.n));
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-/**
- * `count` endpoints like ArrivalSink's, stamped in a child process of their own (see
- * arrival-sink-process.ts for why). The test asks for counts while the run goes on and for the
- * arrivals at the end.
+ * webhook-id, and answer 200 at once; in a child process of their own (see arrival-sink-process.ts
+ * for why). The test asks for counts while the run goes on and for the arrivals at the end.
  */
 export class ArrivalSinks {
   private waiting: ((msg: Record<string, unknown>) => void)[] = [];

@@ -6,7 +6,7 @@ import { freePort, PigeonProcess } from "../helpers/child.js";
 import { waitUntil } from "../helpers/sink.js";
 import { application, attempt, endpoint, publish, T0 } from "../store/fixtures.js";
 import {
-  ArrivalSink,
+  ArrivalSinks,
   apiClient,
   createAppWithEndpoints,
   duplicatesOf,
@@ -38,16 +38,17 @@ describeBackend("postgres", "scale-out: reconnecting after terminated connection
   beforeAll(() => {
     db = new ScaleDatabase();
   });
-  const sinks: ArrivalSink[] = [];
+  let sinks: ArrivalSinks | undefined;
   let pigeon: PigeonProcess | undefined;
   afterAll(async () => {
     await pigeon?.stop().catch(() => {});
-    for (const sink of sinks) await sink.close();
+    await sinks?.close();
     await db.drop();
   });
 
   it("loses nothing when PostgreSQL terminates its connections mid-run", async () => {
-    for (let i = 0; i < ENDPOINTS; i++) sinks.push(await ArrivalSink.start());
+    const endpointSinks = await ArrivalSinks.start(ENDPOINTS);
+    sinks = endpointSinks;
     pigeon = new PigeonProcess(await freePort(), db.env({ PIGEON_CONCURRENCY: String(CONCURRENCY) }), [
       "--role",
       "all",
@@ -59,7 +60,7 @@ describeBackend("postgres", "scale-out: reconnecting after terminated connection
     const appId = await createAppWithEndpoints(
       client,
       { name: "Reconnect" },
-      sinks.map((sink) => ({ url: sink.url() })),
+      endpointSinks.urls.map((url) => ({ url })),
     );
 
     const started = Date.now();
@@ -77,13 +78,13 @@ describeBackend("postgres", "scale-out: reconnecting after terminated connection
     );
 
     const total = MESSAGES * ENDPOINTS;
-    const received = () => sinks.reduce((sum, s) => sum + s.arrivals.length, 0);
+    const received = async () => (await endpointSinks.counts()).reduce((sum, c) => sum + c.total, 0);
     const terminated: number[] = [];
     const apiTries: number[] = [];
     for (let k = 0; k < TERMINATIONS; k++) {
       const threshold = total * (0.1 + 0.2 * k);
       await waitUntil(
-        () => received() >= threshold,
+        async () => (await received()) >= threshold,
         30_000,
         `${threshold} deliveries before termination ${k + 1}`,
       );
@@ -111,16 +112,16 @@ describeBackend("postgres", "scale-out: reconnecting after terminated connection
     const production = await producing;
     expect(production.accepted).toBe(MESSAGES);
     await waitUntil(
-      () => sinks.every((s) => s.unique().size === MESSAGES),
+      async () => (await endpointSinks.counts()).every((c) => c.unique === MESSAGES),
       45_000,
       "every message at both endpoints",
     );
     const seconds = (Date.now() - started) / 1000;
 
     let duplicates = 0;
-    for (const sink of sinks) {
-      expect(sink.unique().size).toBe(MESSAGES);
-      const dup = duplicatesOf(sink);
+    for (const arrivals of await endpointSinks.arrivals()) {
+      expect(new Set(arrivals.map((a) => a.n)).size).toBe(MESSAGES);
+      const dup = duplicatesOf({ arrivals });
       expect(dup.stableIds).toBe(true);
       duplicates += dup.duplicates;
     }
