@@ -535,7 +535,7 @@ export class PostgresInboxStore implements InboxStore {
 
 /** An outcome without what PostgreSQL may have refused in it: the ordering mark, the handler's error. */
 function reducedOutcome(outcome: ItemOutcome, why: string): ItemOutcome {
-  const note = `The handler's error could not be stored (PostgreSQL: ${why}).`.replaceAll("\u0000", "\uFFFD");
+  const note = `The handler's error could not be stored (PostgreSQL: ${why}).`;
   switch (outcome.result) {
     case "processed":
       return { id: outcome.id, sourceId: outcome.sourceId, result: "processed", stale: outcome.stale };
