@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from "commander";
 import { ConfigError, loadConfig, type PigeonRole } from "../core/config.js";
+import { errorMessage } from "../core/errors.js";
 import { serve } from "./serve.js";
 
 function portOption(value: string): number {
@@ -47,7 +48,7 @@ program
     try {
       running = await serve(config);
     } catch (error) {
-      console.error(`pigeon: could not start: ${error instanceof Error ? error.message : String(error)}`);
+      console.error(`pigeon: could not start: ${errorMessage(error)}`);
       process.exit(1);
     }
     let stopping = false;

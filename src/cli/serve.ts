@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createApiServer } from "../api/server.js";
 import type { PigeonConfig } from "../core/config.js";
+import { errorMessage } from "../core/errors.js";
 import { PigeonEngine } from "../engine.js";
 import { openStore } from "../store/open-store.js";
 import { resolveAdminToken } from "./admin-token.js";
@@ -16,7 +17,7 @@ export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServ
   const admin = resolveAdminToken(config.authToken, config.dataDir);
   const store = await openStore(config.databaseUrl).catch((error: unknown) => {
     throw new StartError(
-      `cannot open the database ${redact(config.databaseUrl)} (--database or PIGEON_DATABASE_URL): ${messageOf(error)}`,
+      `cannot open the database ${redact(config.databaseUrl)} (--database or PIGEON_DATABASE_URL): ${errorMessage(error)}`,
     );
   });
   const engine = await PigeonEngine.create(config, { store });
@@ -88,10 +89,6 @@ export class StartError extends Error {
     super(message);
     this.name = "StartError";
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Database URLs may carry a password; never print it. */

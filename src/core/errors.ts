@@ -48,3 +48,8 @@ export const errors = {
   methodNotAllowed: (method: string) =>
     new PigeonError(405, "method_not_allowed", `Method ${method} is not allowed on this path.`),
 };
+
+/** What went wrong, as text: an Error's message, or anything else thrown as a string. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

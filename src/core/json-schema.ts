@@ -1,7 +1,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
-import { errors, type ValidationIssue } from "./errors.js";
+import { errorMessage, errors, type ValidationIssue } from "./errors.js";
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
 const addFormats =
@@ -85,6 +85,6 @@ export function userSchemaProblem(schema: unknown): string | undefined {
     compileUserSchema(schema);
     return undefined;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return errorMessage(error);
   }
 }

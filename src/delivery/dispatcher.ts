@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import type { PigeonConfig } from "../core/config.js";
+import { errorMessage } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { SLOT_LATENESS_TOLERANCE_MS, slotSpacingMs } from "../store/rate-slots.js";
 import type { ClaimedDelivery, DeliveryOutcome, Store } from "../store/store.js";
@@ -487,7 +488,7 @@ export class Dispatcher {
         : await this.attempt(item, await this.waitForRateSlot(item));
     } catch (error) {
       // A bug in building the request must not lose the delivery: record it and retry later.
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       outcome = this.outcomeFor(item, this.clock.now(), {
         ok: false,
         responseBody: message,

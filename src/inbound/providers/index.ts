@@ -1,3 +1,4 @@
+import { errorMessage } from "../../core/errors.js";
 import { apiKey } from "./api-key.js";
 import { basic } from "./basic.js";
 import { dropbox } from "./dropbox.js";
@@ -90,7 +91,7 @@ export function verifyInbound(
     return {
       ok: false,
       code: "invalid_signature",
-      message: `verification failed: ${error instanceof Error ? error.message : String(error)}`,
+      message: `verification failed: ${errorMessage(error)}`,
     };
   }
 }

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { errors } from "../../core/errors.js";
+import { errorMessage, errors } from "../../core/errors.js";
 import { type Database, preparedQuery } from "../../store/postgres/database.js";
 import { isDataException, isolateRefused } from "../../store/postgres/isolate-refused.js";
 import type { Page, PageQuery } from "../../store/types.js";
@@ -407,7 +407,7 @@ export class PostgresInboxStore implements InboxStore {
     if (outcomes.length === 0) return;
     const record = (batch: ItemOutcome[]) => this.tx((client) => this.applyOutcomes(client, batch, now));
     await isolateRefused(outcomes, record, async (outcome, error) => {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorMessage(error);
       try {
         await record([reducedOutcome(outcome, why)]);
         console.error(
