@@ -31,11 +31,12 @@ export async function serve(config: Readonly<PigeonConfig>): Promise<RunningServ
     server.listen(config.port, config.host, () => resolve());
   }).catch(async (error: unknown) => {
     await engine.stop().catch(() => undefined);
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE")
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE")
       throw new StartError(
         `port ${config.port} on ${config.host} is already in use: choose another with --port (or PIGEON_PORT)`,
       );
-    if ((error as NodeJS.ErrnoException).code === "EADDRNOTAVAIL")
+    if (code === "EADDRNOTAVAIL")
       throw new StartError(`${config.host} is not an address of this machine: fix --host (or PIGEON_HOST)`);
     throw error;
   });

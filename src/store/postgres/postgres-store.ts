@@ -107,6 +107,10 @@ function endpointHeld(endpointId: string): string {
   return `EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ${endpointId} FOR KEY SHARE OF e)`;
 }
 
+/** An application by its id or, failing that, its uid ($1); getApplication and publishing share it. */
+const APPLICATION_BY_ID_OR_UID =
+  "SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1";
+
 /**
  * The scale-out backend: many Pigeon processes share one PostgreSQL database (optionally one
  * schema of it). Workers claim with `FOR UPDATE SKIP LOCKED` under a lease, share each endpoint's
@@ -117,10 +121,6 @@ function endpointHeld(endpointId: string): string {
  * that queue work NOTIFY in the same statement, so the notification is sent on commit and only
  * then, except new messages, which announce themselves after their commit (see announceWork).
  */
-/** An application by its id or, failing that, its uid ($1); getApplication and publishing share it. */
-const APPLICATION_BY_ID_OR_UID =
-  "SELECT * FROM applications WHERE id = $1 OR uid = $1 ORDER BY id = $1 DESC LIMIT 1";
-
 export class PostgresStore implements Store {
   readonly kind = "postgres" as const;
   /** Names this store's leases (deliveries.locked_by), so claims can tell its own from others'. */
@@ -130,6 +130,8 @@ export class PostgresStore implements Store {
   private closing: Promise<void> | undefined;
   /** This store has claimed, and so has a heartbeat row to remove when it closes. */
   private hasClaimed = false;
+  /** Other workers live at this worker's last claim that took rows (claim.ts, `peers`). */
+  private livePeers = 0;
 
   private constructor(
     private readonly config: PostgresConnectionConfig,
@@ -596,9 +598,6 @@ export class PostgresStore implements Store {
     this.livePeers = livePeersFromRows(rows) ?? this.livePeers;
     return claimedFromRows(rows);
   }
-
-  /** Other workers live at this worker's last claim that took rows (claim.ts, \`peers\`). */
-  private livePeers = 0;
 
   livePeerCount(): number {
     return this.livePeers;
