@@ -262,7 +262,12 @@ function drainResult(processes: number, stats: SinkStats, startedAt: number, cpu
  * Makes held or parked deliveries due at once (those of `messageIds`, or all), wakes the workers,
  * and returns the time just before the COMMIT that makes them visible.
  */
-async function releaseBacklog(admin: pg.Pool, schema: string, messageIds?: string[]): Promise<number> {
+async function releaseBacklog(
+  admin: pg.Pool,
+  schema: string,
+  options: { messageIds?: string[]; analyze?: boolean } = {},
+): Promise<number> {
+  const { messageIds, analyze = false } = options;
   const client = await admin.connect();
   try {
     const at = Date.now();
@@ -277,6 +282,12 @@ async function releaseBacklog(admin: pg.Pool, schema: string, messageIds?: strin
          WHERE status IN ('held', 'pending') AND ($2::text[] IS NULL OR msg_id = ANY ($2::text[]))`,
       [at, messageIds ?? null],
     );
+    // Analysed inside the release, where ANALYZE samples this transaction's own new row versions, so
+    // the planner sees the backlog as it is when the drain starts: due now. Analysed while parked
+    // (due in an hour), it took the due rows for none and picked each endpoint's rows through the
+    // time-ordered index, passing over ~100 other endpoints' rows for each one (auto_explain).
+    // pg-boss's table is analysed with its jobs as they are fetched, too.
+    if (analyze) await client.query(`ANALYZE "${schema}".deliveries`);
     await client.query("SELECT pg_notify($1, '')", [channelFor(schema)]);
     const committing = Date.now();
     await client.query("COMMIT");
@@ -343,11 +354,12 @@ async function pigeonDrain(
     }
     await Promise.all(processes.map((p) => p.start()));
     await sink.reset();
-    await releaseBacklog(admin, schema, warmupMessages);
+    await releaseBacklog(admin, schema, { messageIds: warmupMessages });
     await finishWarmup(sink, warmupDeliveriesOf(workload));
-    // The backlog is parked as pending but due in an hour and the table analysed, so the planner
-    // knows the backlog is there, as it knows pg-boss's (analysed with its jobs queued). Analysed
-    // while the rows were held, the claim's partial indexes looked empty to it.
+    // The backlog is parked as pending but due in an hour and the table vacuumed and analysed, so
+    // the planner knows the backlog is there, as it knows pg-boss's (analysed with its jobs
+    // queued). Analysed while the rows were held, the claim's partial indexes looked empty to it.
+    // The release analyses it once more, with the rows due (releaseBacklog).
     await admin.query(
       `UPDATE "${schema}".deliveries SET status = 'pending', next_attempt_at = $1 WHERE status = 'held'`,
       [Date.now() + 3_600_000],
@@ -358,7 +370,7 @@ async function pigeonDrain(
     // delivery can start before it, just as pg-boss's clock starts with its jobs already in the
     // table. One due time for every endpoint, so the backlog is due in message order across them,
     // as pg-boss's jobs are.
-    const releasedAt = await releaseBacklog(admin, schema);
+    const releasedAt = await releaseBacklog(admin, schema, { analyze: true });
     const stats = await waitForSink(sink, deliveriesOf(workload), DRAIN_DEADLINE_MS);
     const backends = await backendPids(admin, applicationName);
     const cpu = profile.stop(
