@@ -33,6 +33,16 @@ describeBackends("store: applications", (backend) => {
     expect(await ctx.store.getApplication(app.id)).toBeUndefined();
   });
 
+  it("reads by id before uid when one application's uid is another's id", async () => {
+    // The uid holder sorts first by id, so a lookup that takes whichever row it meets first finds it.
+    const byId = application({ id: "app_2zzzzzzzzzzzzzzzzzzzzzzzzz" });
+    const byUid = application({ id: "app_1aaaaaaaaaaaaaaaaaaaaaaaaa", uid: byId.id });
+    await ctx.store.createApplication(byUid);
+    await ctx.store.createApplication(byId);
+    expect((await ctx.store.getApplication(byId.id))?.id).toBe(byId.id);
+    expect((await ctx.store.loadPublishContext(byId.id, "employee.created")).app?.id).toBe(byId.id);
+  });
+
   it("keeps metadata key order", async () => {
     const app = application({ metadata: { zeta: "1", alpha: "2", mid: "3" } });
     await ctx.store.createApplication(app);
@@ -165,6 +175,16 @@ describeBackends("store: event types", (backend) => {
 
 describeBackends("store: endpoints", (backend) => {
   const ctx = useStore(backend);
+
+  it("reads by id before uid when one endpoint's uid is another's id", async () => {
+    const app = application();
+    await ctx.store.createApplication(app);
+    const byId = endpoint(app.id, { id: "ep_2zzzzzzzzzzzzzzzzzzzzzzzzz" });
+    const byUid = endpoint(app.id, { id: "ep_1aaaaaaaaaaaaaaaaaaaaaaaaa", uid: byId.id });
+    await ctx.store.createEndpoint(byUid);
+    await ctx.store.createEndpoint(byId);
+    expect((await ctx.store.getEndpoint(app.id, byId.id))?.id).toBe(byId.id);
+  });
 
   it("creates and reads by id or uid within its application, with every field round-tripped", async () => {
     const app = application();

@@ -181,7 +181,13 @@ export class SqliteStore implements Store {
 
   /** Synchronous, for use inside an application's own SQLite transaction (the outbox). */
   getApplicationSync(idOrUid: string): Application | undefined {
-    const row = this.get("SELECT * FROM applications WHERE id = ? OR uid = ? LIMIT 1", idOrUid, idOrUid);
+    // The id wins over another application's uid, whatever order the OR is answered in (as on PostgreSQL).
+    const row = this.get(
+      "SELECT * FROM applications WHERE id = ? OR uid = ? ORDER BY id = ? DESC LIMIT 1",
+      idOrUid,
+      idOrUid,
+      idOrUid,
+    );
     return row ? applicationFromRow(row) : undefined;
   }
 
@@ -269,8 +275,9 @@ export class SqliteStore implements Store {
 
   async getEndpoint(appId: string, idOrUid: string): Promise<Endpoint | undefined> {
     const row = this.get(
-      "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) LIMIT 1",
+      "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) ORDER BY id = ? DESC LIMIT 1",
       appId,
+      idOrUid,
       idOrUid,
       idOrUid,
     );
