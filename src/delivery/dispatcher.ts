@@ -281,6 +281,7 @@ export class Dispatcher {
     // Nothing to claim for: the sends that hold the room will ask again as they finish (send).
     if (this.claimRoom() === 0) return;
     this.claiming = true;
+    let tookAny = true;
     try {
       do {
         this.claimAgain = false;
@@ -305,6 +306,7 @@ export class Dispatcher {
             heldByEndpoint: held,
             peerTimeoutMs: this.peerTimeoutMs,
           });
+          tookAny = claimed.length > 0;
           for (const item of claimed) {
             if (this.owned.has(item.delivery.id)) {
               if (!item.wasLeased) this.sendAgain.set(item.delivery.id, item);
@@ -321,13 +323,22 @@ export class Dispatcher {
           if (claimed.length < limit) break;
         }
         // Refill requests made while claiming were answered by that claim unless the endpoint
-        // has fallen to half again since.
-      } while (this.running && (this.claimAgain || this.refillStillWanted()) && this.claimRoom() > 0);
+        // has fallen to half again since. After a claim that found nothing they wait (below).
+      } while (
+        this.running &&
+        (this.claimAgain || (tookAny && this.refillStillWanted())) &&
+        this.claimRoom() > 0
+      );
     } catch (error) {
       console.error("pigeon: claiming deliveries failed; retrying on the next poll", error);
     } finally {
       this.claiming = false;
     }
+    // A claim that found nothing for endpoints that want more (others' leases fill their caps, or
+    // the backlog is gone) would find nothing again a few milliseconds later: the refills its
+    // sends asked for meanwhile wait the refill delay instead of claiming at once. Claiming at once,
+    // four workers draining to slow endpoints made a third of their claims empty, some 1–6 ms apart.
+    if (!tookAny && this.running && this.refillStillWanted()) this.scheduleClaim(this.refillDelayMs());
     await this.scheduleNextWake();
   }
 
@@ -531,8 +542,13 @@ export class Dispatcher {
    */
   private requestRefill(endpointId: string): void {
     this.refillWanted.add(endpointId);
+    this.scheduleClaim(this.refillDelayMs());
+  }
+
+  /** How long a refill waits to share one claim: longer while other workers share the database. */
+  private refillDelayMs(): number {
     const peers = this.store.livePeerCount?.() ?? 0;
-    this.scheduleClaim(peers > 0 ? SHARED_REFILL_COALESCE_MS : CLAIM_COALESCE_MS);
+    return peers > 0 ? SHARED_REFILL_COALESCE_MS : CLAIM_COALESCE_MS;
   }
 
   /**
