@@ -20,12 +20,6 @@ import { isDataException, isolateRefused } from "./isolate-refused.js";
  * A delivery that is gone (its endpoint or application was deleted while it was in flight) is
  * not in `target`: its outcome is dropped, attempt included, and the rest of the batch recorded.
  *
- * Deliveries are found through the primary key (`d.id = ANY (ARRAY(…))`), as the claim finds its
- * picked rows: joined with the outcome rows, whose count the planner guesses (100), it hashed them
- * and read the whole deliveries table twice per batch while the table was small enough (tens of
- * thousands of rows, as in bench/postgres.ts). A probe of one 115-outcome batch on a 20,000-row
- * table: 6.9–8.9 ms of PostgreSQL's CPU against 12.1–15.1 ms.
- *
  * Replaying a batch is harmless: a connection killed during the commit leaves the dispatcher not
  * knowing whether it happened, so it writes the batch again with its next outcomes. Attempts
  * already recorded are skipped (ON CONFLICT on their key) and a delivery's attempt count grows only
@@ -38,7 +32,7 @@ WITH outcome AS (
     AS o(id text, status text, attempted int, next_attempt_at bigint, last_error text)
 ),
 target AS MATERIALIZED (
-  SELECT d.id FROM deliveries d WHERE d.id = ANY (ARRAY(SELECT id FROM outcome)) ORDER BY d.id FOR NO KEY UPDATE OF d
+  SELECT d.id FROM deliveries d WHERE d.id IN (SELECT id FROM outcome) ORDER BY d.id FOR NO KEY UPDATE OF d
 ),
 attempt AS (
   INSERT INTO attempts (id, msg_id, endpoint_id, delivery_id, url, succeeded, response_status_code, response,
@@ -61,7 +55,7 @@ delivery AS (
      SET status = o.status, attempts = d.attempts + COALESCE(i.n, 0), next_attempt_at = o.next_attempt_at,
          locked_until = NULL, locked_by = NULL, last_error = o.last_error, updated_at = $1
     FROM outcome o JOIN target t ON t.id = o.id LEFT JOIN inserted i ON i.delivery_id = o.id
-   WHERE d.id = o.id AND d.id = ANY (ARRAY(SELECT id FROM target))
+   WHERE d.id = o.id
   RETURNING 1
 ),
 change AS (
