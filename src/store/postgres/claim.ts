@@ -83,9 +83,9 @@ import { deliveryFromRow, endpointFromRow, messageFromRow, type Row } from "./ro
  *    per delivery was a good part of the claim's cost. Why arrays, not a row per delivery with
  *    its message and endpoint on the first row that needs them (as before): marking those first
  *    rows took two window functions, each sorting the claim, and pg parsed three JSON values per
- *    row; as arrays, a 300-row claim took ~10 % less of PostgreSQL's CPU (a probe of one claim
- *    on a fixed four-worker state, 12.8 against 14.5 ms at the median of five). claimedFromRows
- *    joins them up again.
+ *    row; as arrays, a 300-row claim takes 5–10 % less of PostgreSQL's CPU
+ *    (bench/probes/pg-statements.ts, median of five: 14.1 against 14.9 ms). claimedFromRows joins
+ *    them up again.
  * 7. The row also says how many other workers are live (\`peers\`), for the dispatcher's pacing.
  * 8. The lease end goes into next_attempt_at (and locked_until), as on SQLite: if this worker
  *    dies, its rows simply come due again. As on SQLite, the delivery handed back is the row as
