@@ -118,7 +118,10 @@ export class Intake {
     const item: NewInboxItem = {
       id: newId("in", now),
       sourceId: source.id,
-      ...fields,
+      eventId: fields.eventId,
+      eventType: fields.eventType,
+      eventTime: fields.eventTime,
+      orderingKey: fields.orderingKey,
       method: request.method,
       path: q < 0 ? raw.target : raw.target.slice(0, q),
       query: q < 0 ? "" : raw.target.slice(q + 1),

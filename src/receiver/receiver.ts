@@ -5,7 +5,7 @@ import type { ProviderName } from "../inbound/providers/types.js";
 import { InboundService } from "../inbound/service.js";
 import { sourceProblems } from "../inbound/source-options.js";
 import type { InboxStore } from "../inbound/store/inbox-store.js";
-import { sqliteInboxFor } from "../inbound/store/open-inbox-store.js";
+import { openSqliteInbox, sqliteInboxFor } from "../inbound/store/open-inbox-store.js";
 import type { InboundHandler, InboxItem, Source, SourceOptions } from "../inbound/types.js";
 import { openSqlite } from "../store/sqlite/database.js";
 
@@ -136,18 +136,15 @@ export function createReceiver(options: ReceiverOptions): Receiver {
 }
 
 /**
- * The inbox file on the inbox thread, as `pigeon serve` has it, so the app's event loop keeps
- * serving while SQLite writes and syncs. The file is created and migrated here first, so a bad
- * path fails createReceiver itself. `:memory:` stays on this thread (a second connection would
- * see another database).
+ * The inbox file as `pigeon serve` has it: a connection of its own, its fsyncs waited for off the
+ * event loop (see openSqliteInbox). The file is created and migrated here, so a bad path fails
+ * createReceiver itself. `:memory:` keeps the one connection (a second would see another database).
  */
 function openInbox(path: string): { inbox: InboxStore; closeFile: () => void } {
+  if (path !== ":memory:") return { inbox: openSqliteInbox(path), closeFile: () => undefined };
   const db = openSqlite(path);
-  const inbox = sqliteInboxFor(db);
-  // On a file the thread has a connection of its own; this one only created and migrated it.
-  if (!db.memory) db.close();
   return {
-    inbox,
+    inbox: sqliteInboxFor(db),
     closeFile: () => {
       if (db.open) db.close();
     },

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { newId } from "../../src/core/ids.js";
-import { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
+import { openSqliteInbox } from "../../src/inbound/store/open-inbox-store.js";
+import type { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
 import type { NewInboxItem, Source } from "../../src/inbound/types.js";
-import { openSqlite } from "../../src/store/sqlite/database.js";
 
 /** Inbox fixtures shared by the inbox store tests. */
 
@@ -42,9 +42,7 @@ export function testItem(sourceId: string, fields: Partial<NewInboxItem> = {}): 
   };
 }
 
-/** The inbox thread on a fresh file in `dir`, migrated first, as the engine leaves it. */
-export function threadedInboxIn(dir: string): ThreadedInboxStore {
-  const file = join(dir, "pigeon.db");
-  openSqlite(file).close();
-  return new ThreadedInboxStore(file);
+/** The inbox of a fresh file in `dir`, on its own connection, as the engine opens it. */
+export function sqliteInboxIn(dir: string): SqliteInboxStore {
+  return openSqliteInbox(join(dir, "pigeon.db"));
 }

@@ -4,15 +4,15 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FailureCounter } from "../../src/inbound/failure-counter.js";
 import type { InboxStore } from "../../src/inbound/store/inbox-store.js";
-import type { ThreadedInboxStore } from "../../src/inbound/store/threaded-inbox-store.js";
-import { T0, testSource, threadedInboxIn } from "../helpers/inbox.js";
+import type { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
+import { sqliteInboxIn, T0, testSource } from "../helpers/inbox.js";
 
 describe("FailureCounter", () => {
   let dir: string;
-  let store: ThreadedInboxStore;
+  let store: SqliteInboxStore;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "pigeon-failures-"));
-    store = threadedInboxIn(dir);
+    store = sqliteInboxIn(dir);
     await store.createSource(testSource("src_a"));
   });
   afterEach(async () => {

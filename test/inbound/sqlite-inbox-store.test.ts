@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openSqliteInbox } from "../../src/inbound/store/open-inbox-store.js";
 import { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
 import { openSqlite } from "../../src/store/sqlite/database.js";
 import { testItem as item, testSource as source } from "../helpers/inbox.js";
@@ -84,5 +85,27 @@ describe("SqliteInboxStore", () => {
     store = new SqliteInboxStore(openSqlite(file));
     const stats = await store.sourceStats("src_a");
     expect(stats.counts).toMatchObject({ received: 200, duplicate: 600 });
+  });
+
+  it("a file's inbox: inserts made at once wait for their fsync together, answered in order and de-duplicated across them", async () => {
+    await store.close();
+    store.db.close();
+    // As the engine opens it: a connection of its own, closed with the inbox.
+    store = openSqliteInbox(join(dir, "inbox.db"));
+    const [first, second, third] = await Promise.all([
+      store.insertItems([
+        item("src_a", { eventId: "evt_1", body: Buffer.from('{"n":1}') }),
+        item("src_a", { eventId: "evt_2" }),
+      ]),
+      store.insertItems([item("src_a", { eventId: "evt_1", body: Buffer.from('{"n":2}') })]),
+      store.insertItems([item("src_a")]),
+    ]);
+    expect(first!.map((o) => o.status)).toEqual(["received", "received"]);
+    expect(second).toEqual([{ id: expect.any(String), status: "duplicate", duplicateOf: first![0]!.id }]);
+    expect(third!.map((o) => o.status)).toEqual(["received"]);
+    expect((await store.getItem("src_a", first![0]!.id))?.body.toString()).toBe('{"n":1}');
+    expect(store.db.pragma("cache_size", { simple: true })).toBe(-8192);
+    await store.close();
+    expect(store.db.open).toBe(false);
   });
 });

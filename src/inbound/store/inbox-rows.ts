@@ -179,15 +179,31 @@ export function sourceStatsFromRows(source: Row | undefined, statusCounts: Row[]
  * leased until `leaseUntil`; `mark` is its ordering key's newest-processed row, if any.
  */
 export function handedOff(item: NewInboxItem, leaseUntil: number, mark: Row | undefined): ClaimedItem {
+  // Spelled out in itemFromRow's order rather than spread from `item`: one shape for every item
+  // the processor sees, handed off or read back, and no object-spread slow path per request (it
+  // was 4-6 % of the event loop's busy time in the intake bench's CPU profile).
   return {
     item: {
-      ...item,
+      id: item.id,
+      sourceId: item.sourceId,
       status: "processing",
+      eventId: item.eventId,
       duplicateOf: null,
+      eventType: item.eventType,
+      eventTime: item.eventTime,
+      orderingKey: item.orderingKey,
+      method: item.method,
+      path: item.path,
+      query: item.query,
+      headers: item.headers,
+      body: item.body,
+      contentType: item.contentType,
+      bodyKind: item.bodyKind,
       attempts: 0,
       nextAttemptAt: leaseUntil,
       lastError: null,
       stale: false,
+      receivedAt: item.receivedAt,
       processedAt: null,
       updatedAt: item.receivedAt,
     },

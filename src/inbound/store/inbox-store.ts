@@ -9,12 +9,6 @@ import type {
   Source,
 } from "../types.js";
 
-/** Outcomes recorded at one time, as the processor flushes them. */
-export interface OutcomeBatch {
-  outcomes: ItemOutcome[];
-  now: number;
-}
-
 /**
  * Persistence of the receiving side: sources, the inbox and ordering marks. Promise-returning so
  * a PostgreSQL implementation fits beside the SQLite one; nothing here knows HTTP.

@@ -20,7 +20,6 @@ import type {
   InboxClaim,
   InboxQuery,
   InboxStore,
-  OutcomeBatch,
   SourceStats,
   VerifyFailureTally,
 } from "./inbox-store.js";
@@ -48,10 +47,7 @@ const INSERT_FIRST_COPY = `${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO
  */
 export class SqliteInboxStore implements InboxStore {
   readonly kind = "sqlite" as const;
-  /**
-   * Undefined where there is no WAL file to sync (in-memory databases), or where commits may
-   * fsync in place (`syncInCommit`): durable commits are then plain synchronous=FULL ones.
-   */
+  /** Undefined where there is no WAL file to sync (in-memory databases): commits are then plain ones. */
   private readonly walSync: WalSync | undefined;
   /** Whether commits nobody waits on may skip their fsync (a WAL file exists). */
   private readonly canRelax: boolean;
@@ -61,18 +57,17 @@ export class SqliteInboxStore implements InboxStore {
   private readonly sql: SqliteStatements;
 
   /**
-   * `syncInCommit`: let durable commits fsync inside the call, blocking the thread; for a
-   * thread that does nothing else (see ThreadedInboxStore). Otherwise the fsync runs on the
-   * thread pool so the event loop keeps serving requests meanwhile.
+   * `ownsConnection`: the connection was opened for this inbox alone (see openSqliteInbox), and
+   * `close` closes it.
    */
   constructor(
     readonly db: SqliteDatabase,
-    options: { syncInCommit?: boolean } = {},
+    private readonly options: { ownsConnection?: boolean } = {},
   ) {
     this.sql = new SqliteStatements(db);
     const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
     this.canRelax = wal;
-    this.walSync = wal && !options.syncInCommit ? new WalSync(`${db.name}-wal`) : undefined;
+    this.walSync = wal ? new WalSync(`${db.name}-wal`) : undefined;
     this.restoreSynchronous = `PRAGMA synchronous = ${Number(db.pragma("synchronous", { simple: true }))}`;
     this.checkpointer = new BackgroundCheckpointer(db);
   }
@@ -84,6 +79,7 @@ export class SqliteInboxStore implements InboxStore {
   async close(): Promise<void> {
     await this.checkpointer.stop();
     await this.walSync?.close();
+    if (this.options.ownsConnection && this.db.open) this.db.close();
   }
 
   private all(sql: string, ...params: unknown[]): Row[] {
@@ -218,22 +214,11 @@ export class SqliteInboxStore implements InboxStore {
 
   // Intake -------------------------------------------------------------------------------------
 
-  /**
-   * `settled`: outcomes committed in the same transaction, before the items (the inbox thread
-   * sends outcomes along with the next insert; see ThreadedInboxStore.completeItems).
-   */
-  async insertItems(
-    items: NewInboxItem[],
-    handoff?: Handoff,
-    settled: readonly OutcomeBatch[] = [],
-  ): Promise<InsertOutcome[]> {
-    if (items.length === 0 && settled.length === 0) return [];
+  async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
+    if (items.length === 0) return [];
     const taken: string[] = [];
     try {
-      return await this.durableTx(() => {
-        for (const batch of settled) this.applyOutcomes(batch.outcomes, batch.now);
-        return items.map((item) => this.insertOne(item, handoff, taken));
-      });
+      return await this.durableTx(() => items.map((item) => this.insertOne(item, handoff, taken)));
     } catch (error) {
       for (const id of taken) handoff?.untake(id);
       throw error;
