@@ -392,6 +392,45 @@ describeBackends("InboxStore conformance", (backend) => {
     ]);
   });
 
+  it("records a batch of mixed outcomes, each item as its own says, and leaves an item no longer in processing alone", async () => {
+    await store.insertItems(Array.from({ length: 5 }, (_, i) => item("src_a", { receivedAt: T0 + i })));
+    const [a, b, c, d, e] = (await store.claimItems(claim({ now: T0 + 10 }))).map((x) => x.item.id);
+    // e's lease ran out and another worker finished it first: its record here must not count.
+    await store.completeItems([{ id: e!, sourceId: "src_a", result: "failed", error: "boom" }], T0 + 1);
+    await store.completeItems(
+      [
+        { id: a!, sourceId: "src_a", result: "processed", stale: false },
+        { id: b!, sourceId: "src_a", result: "processed", stale: true },
+        { id: c!, sourceId: "src_a", result: "retry", nextAttemptAt: T0 + 9000, error: "later" },
+        { id: d!, sourceId: "src_a", result: "processed", stale: false },
+        { id: e!, sourceId: "src_a", result: "processed", stale: false },
+      ],
+      T0 + 2,
+    );
+    expect(await store.getItem("src_a", a!)).toMatchObject({
+      status: "processed",
+      stale: false,
+      attempts: 1,
+      processedAt: T0 + 2,
+    });
+    expect(await store.getItem("src_a", b!)).toMatchObject({ status: "processed", stale: true, attempts: 1 });
+    expect(await store.getItem("src_a", c!)).toMatchObject({
+      status: "received",
+      attempts: 1,
+      nextAttemptAt: T0 + 9000,
+    });
+    expect(await store.getItem("src_a", d!)).toMatchObject({
+      status: "processed",
+      stale: false,
+      attempts: 1,
+    });
+    expect(await store.getItem("src_a", e!)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      lastError: "boom",
+    });
+  });
+
   it("marks items stale, raises ordering marks, never lowers them, and reports them on claim", async () => {
     await store.insertItems([item("src_a", { orderingKey: "k", eventTime: 500 })]);
     const [c] = await store.claimItems(claim());

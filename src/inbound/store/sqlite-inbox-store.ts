@@ -337,18 +337,13 @@ export class SqliteInboxStore implements InboxStore {
   }
 
   private applyOutcomes(outcomes: readonly ItemOutcome[], now: number): void {
+    // Processed items are finished by one statement per stale flag rather than one per item.
+    const processed: [string[], string[]] = [[], []];
     for (const o of outcomes) {
       // Only an item still in `processing` is ours to finish; a requeue or delete wins.
       switch (o.result) {
         case "processed":
-          this.run(
-            `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = ?, last_error = NULL,
-               next_attempt_at = NULL, processed_at = ?, updated_at = ? WHERE id = ? AND status = 'processing'`,
-            o.stale ? 1 : 0,
-            now,
-            now,
-            o.id,
-          );
+          processed[o.stale ? 1 : 0].push(o.id);
           if (o.mark) {
             this.run(
               `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
@@ -393,6 +388,18 @@ export class SqliteInboxStore implements InboxStore {
           break;
       }
     }
+    processed.forEach((ids, stale) => {
+      if (ids.length === 0) return;
+      this.run(
+        `UPDATE inbox_items SET status = 'processed', attempts = attempts + 1, stale = ?, last_error = NULL,
+           next_attempt_at = NULL, processed_at = ?, updated_at = ?
+           WHERE id IN (SELECT value FROM json_each(?)) AND status = 'processing'`,
+        stale,
+        now,
+        now,
+        JSON.stringify(ids),
+      );
+    });
   }
 
   async releaseItems(ids: string[], now: number): Promise<void> {
