@@ -99,8 +99,9 @@ export class SqliteInboxStore implements InboxStore {
   }
 
   /**
-   * Commits without an fsync in the commit itself. The connection is shared with the engine's
-   * store, so its setting is put back before returning; nothing else can run in between, as
+   * Commits without an fsync in the commit itself. The connection's own setting (FULL) is put
+   * back before returning, so writes outside these helpers stay durable in the commit, and a
+   * connection the caller shares keeps what it had; nothing else can run in between, as
    * better-sqlite3 calls are synchronous.
    */
   private relaxedTx<T>(fn: () => T): T {
