@@ -9,8 +9,10 @@ import { openSqlite } from "../../src/store/sqlite/database.js";
 import { testItem as item, testSource as source } from "../helpers/inbox.js";
 
 /**
- * What only the SQLite inbox does: WAL checkpoints off the event loop and de-duplication across
- * processes writing one file. The InboxStore contract itself is in inbox-store.conformance.test.ts.
+ * What only the SQLite inbox does: WAL checkpoints off the event loop, de-duplication across
+ * processes writing one file, and a file's inbox opened as the engine opens it (a connection of its
+ * own, concurrent inserts sharing fsyncs). The InboxStore contract itself is in
+ * inbox-store.conformance.test.ts.
  */
 describe("SqliteInboxStore", () => {
   let dir: string;
