@@ -41,6 +41,14 @@ describeBackends("InboxStore conformance", (backend) => {
     await t.cleanup();
   });
 
+  it("reads a source by id before uid when one source's uid is another's id", async () => {
+    // The uid holder sorts first by id, so a lookup that takes whichever row it meets first finds it.
+    await store.createSource(source("src_1", { uid: "src_2" }));
+    await store.createSource(source("src_2"));
+    expect((await store.getSource("src_2"))?.id).toBe("src_2");
+    expect((await store.getSource("src_1"))?.id).toBe("src_1");
+  });
+
   it("creates, reads, pages, updates and deletes sources", async () => {
     const created = await store.createSource(
       source("src_c", {

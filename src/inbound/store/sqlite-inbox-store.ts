@@ -141,9 +141,13 @@ export class SqliteInboxStore implements InboxStore {
   }
 
   async getSource(idOrUid: string): Promise<Source | undefined> {
-    const row =
-      this.get("SELECT * FROM inbound_sources WHERE id = ?", idOrUid) ??
-      this.get("SELECT * FROM inbound_sources WHERE uid = ?", idOrUid);
+    // The id wins over another source's uid, as in SqliteStore and on PostgreSQL.
+    const row = this.get(
+      "SELECT * FROM inbound_sources WHERE id = ? OR uid = ? ORDER BY id = ? DESC LIMIT 1",
+      idOrUid,
+      idOrUid,
+      idOrUid,
+    );
     return row ? sourceFromRow(row) : undefined;
   }
 
