@@ -3,8 +3,10 @@
  * synchronous=FULL → 200, processor running) against a bare node:http server that only reads the
  * body and answers 200, measured in the same run by the same load generator.
  *
- *     node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference] [--postgres]
+ *     npm run build && node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference] [--postgres] [--sources]
  *
+ * Pigeon runs from the built code (`dist/`), as `npm start` runs it; `--sources` runs the sources
+ * through tsx instead (see pigeonModule).
  * `--postgres` puts Pigeon's store (and so its inbox) on PostgreSQL (PIGEON_BENCH_POSTGRES_URL, in a
  * schema of its own, dropped after) instead of the embedded SQLite file.
  * `--no-processing` measures intake alone (no handler, items stay queued); `--reference` adds a closed
@@ -19,7 +21,7 @@
 
 import { fork } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -197,6 +199,26 @@ export interface InboundBenchOptions {
   reference?: boolean;
   /** Pigeon on PostgreSQL (BENCH_POSTGRES_URL, a schema of its own) instead of SQLite. */
   postgres?: boolean;
+  /** Which of Pigeon's code to run: the build (`dist/`, the default) or the sources through tsx. */
+  code?: "built" | "sources";
+}
+
+/**
+ * Pigeon's modules from the built code (`dist/`, what `npm start` runs) or from the sources through
+ * tsx. The built code is the default: tsx compiles with esbuild's keepNames, which wraps every
+ * function created at run time in a helper that defines its `name`; on the intake's hot path
+ * (closures per request) that was ~3 % of the event loop's busy time in a CPU profile, a cost the
+ * built code does not have.
+ */
+async function pigeonModule(code: "built" | "sources", path: string): Promise<unknown> {
+  if (code === "sources")
+    return import(new URL(`../src/${path.replace(/\.js$/, ".ts")}`, import.meta.url).href);
+  const url = new URL(`../dist/${path}`, import.meta.url);
+  if (!existsSync(url))
+    throw new Error(
+      `bench/inbound.ts runs the built code: run \`npm run build\` first (missing ${url.pathname})`,
+    );
+  return import(url.href);
 }
 
 function argument(name: string, fallback: number): number {
@@ -240,11 +262,18 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     only,
     reference = false,
     postgres = false,
+    code = "built",
   } = options;
 
-  const { loadConfig } = await import("../src/core/config.js");
-  const { PigeonEngine } = await import("../src/engine.js");
-  const { createApiServer } = await import("../src/api/server.js");
+  const { loadConfig } = (await pigeonModule(
+    code,
+    "core/config.js",
+  )) as typeof import("../src/core/config.js");
+  const { PigeonEngine } = (await pigeonModule(code, "engine.js")) as typeof import("../src/engine.js");
+  const { createApiServer } = (await pigeonModule(
+    code,
+    "api/server.js",
+  )) as typeof import("../src/api/server.js");
 
   const dir = mkdtempSync(join(tmpdir(), "pigeon-bench-inbound-"));
   const schema = `bench_inbound_${randomBytes(4).toString("hex")}`;
@@ -366,6 +395,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
       concurrency,
       rate,
       processing,
+      code,
       bodyBytes: "~450",
       durability: postgres
         ? "PostgreSQL (synchronous_commit as configured); every commit durable before its 2xx"
@@ -423,6 +453,7 @@ if (isEntryPoint && !IS_LOADGEN) {
     processing: !process.argv.includes("--no-processing"),
     reference: process.argv.includes("--reference"),
     postgres: process.argv.includes("--postgres"),
+    code: process.argv.includes("--sources") ? "sources" : "built",
     ...(only ? { only } : {}),
   });
   console.log(`\n${JSON.stringify(summary, null, 2)}`);
