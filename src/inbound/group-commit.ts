@@ -36,6 +36,11 @@ export class GroupCommit<T, R> {
     return this.queue.length;
   }
 
+  /** Whether a write starts in this turn's check phase (items queued, and room to write them). */
+  get writesThisTurn(): boolean {
+    return this.scheduled && this.writing < this.maxWriting;
+  }
+
   private schedule(): void {
     if (this.scheduled || this.queue.length === 0 || this.writing >= this.maxWriting) return;
     this.scheduled = true;

@@ -7,12 +7,16 @@ import { GroupCommit } from "./group-commit.js";
 import { answerHandshake, verifyInbound } from "./providers/index.js";
 import { toInboundRequest } from "./providers/request.js";
 import { providerOptions } from "./source-options.js";
-import type { Handoff, InboxStore } from "./store/inbox-store.js";
+import type { Handoff, InboxStore, OutcomeCarry } from "./store/inbox-store.js";
 import type { ClaimedItem, InsertOutcome, NewInboxItem, Source } from "./types.js";
 
-/** What the intake needs of the processor: the handoff of new items, and a nudge for queued ones. */
+/**
+ * What the intake needs of the processor: the handoff of new items, outcomes to record in the
+ * same commit, and a nudge for queued ones.
+ */
 export interface IntakeLink {
   handoff(): Handoff | undefined;
+  carry(): OutcomeCarry | undefined;
   adopt(claims: ClaimedItem[]): void;
   noteBacklog(): void;
 }
@@ -70,7 +74,7 @@ export class Intake {
   ) {
     this.commit = new GroupCommit(async (items) => {
       // The processor may take new items in the insert itself (see InboxProcessor).
-      const outcomes = await store.insertItems(items, processor.handoff());
+      const outcomes = await store.insertItems(items, processor.handoff(), processor.carry());
       const claims: ClaimedItem[] = [];
       let queued = false;
       for (const outcome of outcomes) {
@@ -82,6 +86,11 @@ export class Intake {
       if (queued) processor.noteBacklog();
       return outcomes;
     });
+  }
+
+  /** Whether an insert is written in this turn's check phase, able to carry outcomes. */
+  writesThisTurn(): boolean {
+    return this.commit.writesThisTurn;
   }
 
   async receive(source: Source, raw: RawRequest): Promise<IntakeAnswer> {

@@ -90,6 +90,7 @@ export class InboundService {
       },
     );
     this.intake = new Intake(deps.inbox, this.failures, deps.clock, this.processor);
+    this.processor.carryWith(this.intake);
     this.sources.onChange = () => this.processor.wake();
     this.listener = createIngestListener({
       intake: this.intake,

@@ -11,6 +11,10 @@ import { testItem as item, testSource as source, T0 } from "../helpers/inbox.js"
  * (SQLite checkpoints, cross-process SQLite writers) is in sqlite-inbox-store.test.ts.
  */
 
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
+}
+
 function claim(fields: Partial<InboxClaim> = {}): InboxClaim {
   return {
     now: T0,
@@ -227,6 +231,76 @@ describeBackends("InboxStore conformance", (backend) => {
     // Leased, so not claimable before the lease ends.
     expect(await store.claimItems(claim({ now: T0 + 1 }))).toHaveLength(1);
   });
+
+  it("records outcomes carried by an insert, and says when they are committed", async () => {
+    const handoff = { leaseUntil: T0 + 30_000, take: () => true, untake: () => undefined };
+    const [done, again] = [item("src_a", { orderingKey: "k", eventTime: 5 }), item("src_a")];
+    await store.insertItems([done!, again!], handoff);
+    const settled: string[] = [];
+    const fresh = item("src_a");
+    const outcomes = await store.insertItems([fresh], undefined, {
+      outcomes: [
+        {
+          id: done!.id,
+          sourceId: "src_a",
+          result: "processed",
+          stale: false,
+          mark: { key: "k", eventTime: 5 },
+        },
+        { id: again!.id, sourceId: "src_a", result: "retry", nextAttemptAt: T0 + 9_000, error: "busy" },
+      ],
+      now: T0 + 1,
+      recorded: () => settled.push("recorded"),
+      failed: () => settled.push("failed"),
+    });
+    expect(outcomes).toEqual([{ id: fresh.id, status: "received" }]);
+    await waitFor(() => settled.length > 0);
+    expect(settled).toEqual(["recorded"]);
+    expect(await store.getItem("src_a", done!.id)).toMatchObject({ status: "processed", attempts: 1 });
+    expect(await store.getItem("src_a", again!.id)).toMatchObject({
+      status: "received",
+      nextAttemptAt: T0 + 9_000,
+      lastError: "busy",
+    });
+    // The mark was recorded too: a handed-off item of that key is told its newest time.
+    const next = await store.insertItems([item("src_a", { orderingKey: "k", eventTime: 4 })], handoff);
+    expect(next[0]).toMatchObject({ status: "received", claimed: { newestProcessedTime: 5 } });
+  });
+
+  // SQLite records carried outcomes in the insert's transaction; PostgreSQL by their own statements.
+  it.skipIf(backend !== "sqlite")(
+    "keeps the insert when carried outcomes cannot be recorded, and says they failed",
+    async () => {
+      const handoff = { leaseUntil: T0 + 30_000, take: () => true, untake: () => undefined };
+      const held = item("src_a");
+      await store.insertItems([held], handoff);
+      const settled: unknown[] = [];
+      const fresh = item("src_a");
+      // A mark for a source that does not exist breaks the foreign key.
+      const outcomes = await store.insertItems([fresh], undefined, {
+        outcomes: [
+          { id: held.id, sourceId: "src_a", result: "processed", stale: false },
+          {
+            id: held.id,
+            sourceId: "src_gone",
+            result: "processed",
+            stale: false,
+            mark: { key: "k", eventTime: 1 },
+          },
+        ],
+        now: T0 + 1,
+        recorded: () => settled.push("recorded"),
+        failed: (error) => settled.push(error),
+      });
+      expect(outcomes).toEqual([{ id: fresh.id, status: "received" }]);
+      await waitFor(() => settled.length > 0);
+      expect(settled).toHaveLength(1);
+      expect(settled[0]).toBeInstanceOf(Error);
+      expect(await store.getItem("src_a", fresh.id)).toMatchObject({ status: "received" });
+      // In the insert's transaction, under a savepoint: none of the batch's outcomes stuck.
+      expect(await store.getItem("src_a", held.id)).toMatchObject({ status: "processing" });
+    },
+  );
 
   it("reports each handed-off item's ordering mark, per source and key, in the insert itself", async () => {
     for (const [source, key, eventTime] of [

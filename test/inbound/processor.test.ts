@@ -212,6 +212,54 @@ describe("InboxProcessor", () => {
     await store.close();
     store.db.close();
   });
+  it("leaves a turn's outcomes to the intake's insert when one is written in that turn", async () => {
+    class CompleteCountingStore extends SqliteInboxStore {
+      completes = 0;
+      override async completeItems(...args: Parameters<SqliteInboxStore["completeItems"]>) {
+        this.completes++;
+        return super.completeItems(...args);
+      }
+    }
+    const store = new CompleteCountingStore(openSqlite(file));
+    await store.createSource(SOURCE);
+    const handled: string[] = [];
+    const p = processor(store, { now: () => Date.now() }, async (item) => {
+      handled.push(item.id);
+    });
+    let intakeWrites = true;
+    p.carryWith({ writesThisTurn: () => intakeWrites });
+    p.start();
+    await waitUntil(() => p.handoff() !== undefined, 5_000, "the start-up claim");
+
+    const first = testItem(SOURCE.id, { id: newId("in") });
+    p.adopt(takenFrom(await store.insertItems([first], p.handoff())));
+    await waitUntil(() => handled.length === 1, 5_000, "the first item handled");
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+    // Not committed alone: still held, still processing in the store.
+    expect(store.completes).toBe(0);
+    expect(p.inFlight).toBe(1);
+    expect((await store.getItem(SOURCE.id, first.id))?.status).toBe("processing");
+
+    // The intake's insert carries it: recorded in that commit and let go.
+    const second = testItem(SOURCE.id, { id: newId("in") });
+    await store.insertItems([second], undefined, p.carry());
+    expect(p.carry()).toBeUndefined();
+    expect(store.completes).toBe(0);
+    expect(p.inFlight).toBe(0);
+    expect((await store.getItem(SOURCE.id, first.id))?.status).toBe("processed");
+
+    // No insert in the turn: the outcome commits alone, as before.
+    intakeWrites = false;
+    const third = testItem(SOURCE.id, { id: newId("in") });
+    p.adopt(takenFrom(await store.insertItems([third], p.handoff())));
+    await waitUntil(() => p.inFlight === 0, 5_000, "the third item recorded");
+    expect(store.completes).toBe(1);
+    expect((await store.getItem(SOURCE.id, third.id))?.status).toBe("processed");
+    await p.stop();
+    await store.close();
+    store.db.close();
+  });
+
   it("queues items taken beyond a full cap in memory and starts them as slots free, within the cap", async () => {
     const store = new ClaimCountingStore(openSqlite(file));
     const capped = { ...SOURCE, options: { concurrency: 2 } };
@@ -267,7 +315,11 @@ describe("GroupCommit", () => {
       calls.push(items);
       return items.map((n) => `r${n}`);
     });
-    const results = await Promise.all([1, 2, 3].map((n) => gc.submit(n)));
+    expect(gc.writesThisTurn).toBe(false);
+    const submitted = [1, 2, 3].map((n) => gc.submit(n));
+    expect(gc.writesThisTurn).toBe(true);
+    const results = await Promise.all(submitted);
+    expect(gc.writesThisTurn).toBe(false);
     expect(results).toEqual(["r1", "r2", "r3"]);
     expect(calls).toEqual([[1, 2, 3]]);
   });
@@ -293,6 +345,8 @@ describe("GroupCommit", () => {
     await new Promise((r) => setImmediate(r));
     expect(calls).toEqual([[1], [2]]);
     expect(gc.pending).toBe(3);
+    // Both writes are out, so none starts in this turn however much is queued.
+    expect(gc.writesThisTurn).toBe(false);
     gates.shift()!();
     await first;
     for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));

@@ -38,7 +38,7 @@ export interface InboxStore {
    * has is stored as a `duplicate` of the first copy; a unique index decides, so concurrent
    * copies cannot both be `received`. Outcomes are in input order.
    */
-  insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]>;
+  insertItems(items: NewInboxItem[], handoff?: Handoff, carry?: OutcomeCarry): Promise<InsertOutcome[]>;
 
   /**
    * Takes due items (`received`, or `processing` whose lease ran out) under a lease ending at
@@ -71,6 +71,19 @@ export interface Handoff {
   take(item: NewInboxItem): boolean;
   /** A taken item was not stored as new after all (a duplicate, or the write failed). */
   untake(id: string): void;
+}
+
+/**
+ * Outcomes of finished items that ride with an insert: recorded as completeItems would record
+ * them, and on SQLite in the insert's own transaction, so a turn in which items both arrive and
+ * finish costs one commit, not two. Exactly one of the callbacks is called, once the outcomes are
+ * committed (they need no fsync) or have failed; a failure never fails the insert.
+ */
+export interface OutcomeCarry {
+  readonly outcomes: ItemOutcome[];
+  readonly now: number;
+  recorded(): void;
+  failed(error: unknown): void;
 }
 
 export interface InboxClaim {

@@ -22,6 +22,7 @@ import {
   type InboxQuery,
   type InboxStore,
   keyOf,
+  type OutcomeCarry,
   type SourceStats,
   type VerifyFailureTally,
 } from "./inbox-store.js";
@@ -249,7 +250,19 @@ export class PostgresInboxStore implements InboxStore {
 
   // Intake -------------------------------------------------------------------------------------
 
-  async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
+  async insertItems(
+    items: NewInboxItem[],
+    handoff?: Handoff,
+    carry?: OutcomeCarry,
+  ): Promise<InsertOutcome[]> {
+    // Carried outcomes go by their own statements beside the insert, not in its transaction: they
+    // would only add to the round trips a new item's 2xx waits for.
+    if (carry) {
+      this.completeItems(carry.outcomes, carry.now).then(
+        () => carry.recorded(),
+        (error: unknown) => carry.failed(error),
+      );
+    }
     if (items.length === 0) return [];
     // A source deleted between the EXISTS check and the insert's foreign-key check aborts the
     // transaction; the second run finds it gone and rejects its items instead.

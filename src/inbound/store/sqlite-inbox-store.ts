@@ -20,6 +20,7 @@ import type {
   InboxClaim,
   InboxQuery,
   InboxStore,
+  OutcomeCarry,
   SourceStats,
   VerifyFailureTally,
 } from "./inbox-store.js";
@@ -112,14 +113,6 @@ export class SqliteInboxStore implements InboxStore {
     } finally {
       this.sql.prepare(this.restoreSynchronous).run();
     }
-  }
-
-  /** Commits now; resolves once the commit is on disk. */
-  private async durableTx<T>(fn: () => T): Promise<T> {
-    if (!this.walSync) return this.tx(fn);
-    const result = this.relaxedTx(fn);
-    await this.walSync.sync();
-    return result;
   }
 
   // Sources ------------------------------------------------------------------------------------
@@ -219,14 +212,44 @@ export class SqliteInboxStore implements InboxStore {
 
   // Intake -------------------------------------------------------------------------------------
 
-  async insertItems(items: NewInboxItem[], handoff?: Handoff): Promise<InsertOutcome[]> {
-    if (items.length === 0) return [];
+  async insertItems(
+    items: NewInboxItem[],
+    handoff?: Handoff,
+    carry?: OutcomeCarry,
+  ): Promise<InsertOutcome[]> {
+    if (items.length === 0 && !carry) return [];
     const taken: string[] = [];
+    let carried: { ok: true } | { ok: false; error: unknown } | undefined;
+    let inserted: InsertOutcome[];
     try {
-      return await this.durableTx(() => items.map((item) => this.insertOne(item, handoff, taken)));
+      inserted = this.relaxedTx(() => {
+        if (carry) carried = this.applyCarried(carry);
+        return items.map((item) => this.insertOne(item, handoff, taken));
+      });
     } catch (error) {
       for (const id of taken) handoff?.untake(id);
+      carry?.failed(error);
       throw error;
+    }
+    // Committed: the outcomes need no fsync (see completeItems), so they are let go before it.
+    if (carried?.ok) carry?.recorded();
+    else if (carried) carry?.failed(carried.error);
+    // A new item's 2xx waits for its frames to be on disk.
+    if (items.length > 0) await this.walSync?.sync();
+    return inserted;
+  }
+
+  /**
+   * Carried outcomes under a savepoint of the insert's transaction: one that cannot be recorded
+   * (its source deleted meanwhile, say) is rolled back alone and must not cost the new items
+   * their insert.
+   */
+  private applyCarried(carry: OutcomeCarry): { ok: true } | { ok: false; error: unknown } {
+    try {
+      this.db.transaction(() => this.applyOutcomes(carry.outcomes, carry.now))();
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error };
     }
   }
 
