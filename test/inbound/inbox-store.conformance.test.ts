@@ -596,6 +596,51 @@ describeBackends("InboxStore conformance", (backend) => {
     });
   });
 
+  it("lists items of every status together newest first, page by page", async () => {
+    // Twelve items whose statuses interleave by id, so every page draws on several statuses.
+    const items = Array.from({ length: 12 }, (_, i) =>
+      item("src_a", { id: `in_${String(i).padStart(3, "0")}`, eventId: `e${i}`, receivedAt: T0 + i }),
+    );
+    await store.insertItems(items);
+    await store.insertItems([
+      item("src_a", { id: "in_100", eventId: "e3" }),
+      item("src_b", { id: "in_050" }),
+    ]);
+    const claimed = await store.claimItems(claim({ now: T0 + 100, limit: 8, sourceIds: ["src_a"] }));
+    const byIndex = (i: number) => claimed.find((c) => c.item.id === items[i]!.id)!.item.id;
+    await store.completeItems(
+      [
+        { id: byIndex(0), sourceId: "src_a", result: "processed", stale: false },
+        { id: byIndex(2), sourceId: "src_a", result: "processed", stale: true },
+        { id: byIndex(3), sourceId: "src_a", result: "failed", error: "no" },
+        { id: byIndex(5), sourceId: "src_a", result: "stale" },
+        { id: byIndex(6), sourceId: "src_a", result: "retry", nextAttemptAt: T0 + 5_000, error: "later" },
+      ],
+      T0 + 1,
+    );
+    const statuses = new Set((await store.listItems("src_a", { limit: 100 })).data.map((i) => i.status));
+    expect([...statuses].sort()).toEqual([
+      "duplicate",
+      "failed",
+      "processed",
+      "processing",
+      "received",
+      "stale",
+    ]);
+
+    const seen: string[] = [];
+    let iterator: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      const p = await store.listItems("src_a", { limit: 5, ...(iterator ? { iterator } : {}) });
+      expect(p.data.length).toBeLessThanOrEqual(5);
+      seen.push(...p.data.map((i) => i.id));
+      if (p.done) break;
+      iterator = p.iterator ?? undefined;
+    }
+    const expected = [...items.map((i) => i.id), "in_100"].sort().reverse();
+    expect(seen).toEqual(expected);
+  });
+
   it("lists a source's items newest first, paged, filtered by status", async () => {
     const items = Array.from({ length: 5 }, (_, i) =>
       item("src_a", { eventId: `e${i}`, receivedAt: T0 + i }),

@@ -29,6 +29,32 @@ describe("SqliteInboxStore", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("keeps one per-source index on the inbox, and a database of schema 2 loses the other on upgrade", async () => {
+    const indexes = (db: SqliteInboxStore["db"]) =>
+      (
+        db
+          .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inbox_items'")
+          .all() as {
+          name: string;
+        }[]
+      )
+        .map((r) => r.name)
+        .filter((name) => !name.startsWith("sqlite_autoindex"))
+        .sort();
+    expect(indexes(store.db)).toEqual(["inbox_due", "inbox_source_status"]);
+    // As schema 2 left it: the index back, the version one lower, an item stored.
+    await store.insertItems([item("src_a", { id: "in_old" })]);
+    store.db.exec("CREATE INDEX inbox_source ON inbox_items(source_id, id)");
+    const version = Number(store.db.pragma("user_version", { simple: true }));
+    store.db.pragma(`user_version = ${version - 1}`);
+    await store.close();
+    store.db.close();
+    store = new SqliteInboxStore(openSqlite(join(dir, "inbox.db")));
+    expect(indexes(store.db)).toEqual(["inbox_due", "inbox_source_status"]);
+    expect(Number(store.db.pragma("user_version", { simple: true }))).toBe(version);
+    expect((await store.listItems("src_a", { limit: 10 })).data.map((i) => i.id)).toEqual(["in_old"]);
+  });
+
   it("checkpoints on a worker thread while started, and hands checkpoints back to SQLite when closed", async () => {
     const file = join(dir, "inbox.db");
     expect(store.db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);

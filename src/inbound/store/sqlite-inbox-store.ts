@@ -2,7 +2,14 @@ import { errors } from "../../core/errors.js";
 import type { SqliteDatabase } from "../../store/sqlite/database.js";
 import { SqliteStatements } from "../../store/sqlite/statements.js";
 import type { Page, PageQuery } from "../../store/types.js";
-import type { ClaimedItem, InsertOutcome, ItemOutcome, NewInboxItem, Source } from "../types.js";
+import {
+  type ClaimedItem,
+  INBOX_STATUSES,
+  type InsertOutcome,
+  type ItemOutcome,
+  type NewInboxItem,
+  type Source,
+} from "../types.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import {
   handedOff,
@@ -34,6 +41,21 @@ const INSERT_ITEM = `INSERT INTO inbox_items (${ITEM_COLUMNS.join(", ")})
   VALUES (${ITEM_COLUMNS.map(() => "?").join(", ")})`;
 /** The first copy of an event takes its (source, event id) slot; the unique index refuses a second. */
 const INSERT_FIRST_COPY = `${INSERT_ITEM} ON CONFLICT (source_id, dedupe_key) DO NOTHING`;
+
+/**
+ * A source's newest items of every status: the newest ids of each status from inbox_source_status
+ * (source_id, status, id), merged, then their rows. The schema keeps no (source_id, id) index: each
+ * insert would pay for it, and listing is rare (see migration 3).
+ */
+const listAllStatuses = (paged: boolean) => `SELECT * FROM inbox_items WHERE id IN (
+    SELECT id FROM (${INBOX_STATUSES.map(
+      (status) => `SELECT id FROM (SELECT id FROM inbox_items INDEXED BY inbox_source_status
+        WHERE source_id = @source AND status = '${status}' ${paged ? "AND id < @before" : ""}
+        ORDER BY id DESC LIMIT @n)`,
+    ).join(" UNION ALL ")}) ORDER BY id DESC LIMIT @n
+  ) ORDER BY id DESC`;
+const LIST_ALL = listAllStatuses(false);
+const LIST_ALL_BEFORE = listAllStatuses(true);
 
 /**
  * The inbox in the engine's SQLite database (or a receiver's own file), in WAL mode.
@@ -460,16 +482,16 @@ export class SqliteInboxStore implements InboxStore {
   // Reading ------------------------------------------------------------------------------------
 
   async listItems(sourceId: string, query: InboxQuery): Promise<Page<ReturnType<typeof itemFromRow>>> {
-    const statusFilter = query.status ? "AND status = ?" : "";
-    const params: unknown[] = [sourceId];
-    if (query.iterator) params.push(query.iterator);
-    if (query.status) params.push(query.status);
-    const rows = this.all(
-      `SELECT * FROM inbox_items WHERE source_id = ? ${query.iterator ? "AND id < ?" : ""} ${statusFilter}
-         ORDER BY id DESC LIMIT ?`,
-      ...params,
-      query.limit + 1,
-    );
+    const rows = query.status
+      ? this.all(
+          `SELECT * FROM inbox_items WHERE source_id = ? AND status = ? ${query.iterator ? "AND id < ?" : ""}
+             ORDER BY id DESC LIMIT ?`,
+          ...[sourceId, query.status, ...(query.iterator ? [query.iterator] : [])],
+          query.limit + 1,
+        )
+      : query.iterator
+        ? this.all(LIST_ALL_BEFORE, { source: sourceId, before: query.iterator, n: query.limit + 1 })
+        : this.all(LIST_ALL, { source: sourceId, n: query.limit + 1 });
     const data = rows.slice(0, query.limit).map(itemFromRow);
     return {
       data,
