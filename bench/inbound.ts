@@ -3,7 +3,7 @@
  * synchronous=FULL → 200, processor running) against a bare node:http server that only reads the
  * body and answers 200, measured in the same run by the same load generator.
  *
- *     npm run build && node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference] [--postgres] [--sources]
+ *     npm run build && node --import tsx bench/inbound.ts [--seconds 5] [--concurrency 64] [--rate 1000] [--no-processing] [--reference] [--postgres] [--sources] [--rounds 3]
  *
  * Pigeon runs from the built code (`dist/`), as `npm start` runs it; `--sources` runs the sources
  * through tsx instead (see pigeonModule).
@@ -14,8 +14,9 @@
  * (with `--rate-only`) runs just Pigeon once more after a warm-up, for profiling.
  *
  * The load generator runs in a child process (its own event loop and core) with undici: a closed loop at
- * fixed concurrency for throughput, then an open loop at a fixed rate for latency, where latency
- * is measured from each request's scheduled start so a stalled server cannot hide its queue.
+ * fixed concurrency for throughput (`--rounds` alternating bare/Pigeon pairs, the median ratio
+ * reported), then an open loop at a fixed rate for latency, where latency is measured from each
+ * request's scheduled start so a stalled server cannot hide its queue.
  * Prints JSON, then a table. Numbers, never pass/fail.
  */
 
@@ -201,6 +202,8 @@ export interface InboundBenchOptions {
   postgres?: boolean;
   /** Which of Pigeon's code to run: the build (`dist/`, the default) or the sources through tsx. */
   code?: "built" | "sources";
+  /** Alternating bare/Pigeon pairs of the closed loop; the figure is the pair with the median ratio. */
+  rounds?: number;
 }
 
 /**
@@ -263,6 +266,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
     reference = false,
     postgres = false,
     code = "built",
+    rounds = 3,
   } = options;
 
   const { loadConfig } = (await pigeonModule(
@@ -377,11 +381,22 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
   // Warm both up (JIT, connection setup), then measure, bare first each time.
   await run("bare", bareUrl, "closed");
   await run("pigeon", pigeonUrl, "closed");
+  // The closed loop in alternating rounds, each pair back to back: this machine's speed swings
+  // within a minute, so one pair could land bare on a fast moment and Pigeon on a slow one. The
+  // figure is the round with the median ratio.
+  const closedRounds: { bare: RunResult; pigeon: RunResult; ratio: number }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const bareRun = await run("bare", bareUrl, "closed");
+    const pigeonRun = await run("pigeon", pigeonUrl, "closed");
+    closedRounds.push({
+      bare: bareRun,
+      pigeon: pigeonRun,
+      ratio: Number((pigeonRun.ratePerSec / bareRun.ratePerSec).toFixed(3)),
+    });
+  }
+  const median = [...closedRounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds / 2)]!;
   const results = {
-    closedLoop: {
-      bare: await run("bare", bareUrl, "closed"),
-      pigeon: await run("pigeon", pigeonUrl, "closed"),
-    },
+    closedLoop: { bare: median.bare, pigeon: median.pigeon },
     fixedRate: { bare: await run("bare", bareUrl, "rate"), pigeon: await run("pigeon", pigeonUrl, "rate") },
   };
   const referenceRun = minimal ? await run("minimal", minimal.url, "closed") : undefined;
@@ -402,10 +417,14 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
         : "SQLite WAL; every commit fsynced before its 2xx",
     },
     ...results,
+    closedLoopRounds: closedRounds.map((r) => ({
+      bareRatePerSec: r.bare.ratePerSec,
+      pigeonRatePerSec: r.pigeon.ratePerSec,
+      pigeonMainThreadUsPerRequest: r.pigeon.mainThreadUsPerRequest,
+      ratio: r.ratio,
+    })),
     ratio: {
-      intakeVsBare: Number(
-        (results.closedLoop.pigeon.ratePerSec / results.closedLoop.bare.ratePerSec).toFixed(3),
-      ),
+      intakeVsBare: median.ratio,
       ...(referenceRun
         ? {
             minimalDurableVsBare: Number(
@@ -425,10 +444,16 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
   );
   console.log(row(`bare, ${concurrency} in flight`, results.closedLoop.bare));
   console.log(row(`pigeon, ${concurrency} in flight`, results.closedLoop.pigeon));
+  if (rounds > 1) {
+    const others = closedRounds.filter((r) => r !== median);
+    console.log(
+      `  (the median of ${rounds} rounds; the others: ${others.map((r) => `${r.pigeon.ratePerSec} / ${r.bare.ratePerSec} = ${r.ratio}`).join(", ")})`,
+    );
+  }
   console.log(row(`bare, ${rate} req/s`, results.fixedRate.bare));
   console.log(row(`pigeon, ${rate} req/s`, results.fixedRate.pigeon));
   if (referenceRun) console.log(row(`minimal durable, ${concurrency} in fl.`, referenceRun));
-  console.log(`\nPigeon intake / bare server: ${summary.ratio.intakeVsBare}`);
+  console.log(`\nPigeon intake / bare server: ${summary.ratio.intakeVsBare} (median of ${rounds} rounds)`);
   if (referenceRun) {
     console.log(
       `Minimal durable intake / bare server: ${summary.ratio.minimalDurableVsBare} (reference, not a goal)`,
@@ -454,6 +479,7 @@ if (isEntryPoint && !IS_LOADGEN) {
     reference: process.argv.includes("--reference"),
     postgres: process.argv.includes("--postgres"),
     code: process.argv.includes("--sources") ? "sources" : "built",
+    rounds: Math.max(1, Math.round(argument("rounds", 3))),
     ...(only ? { only } : {}),
   });
   console.log(`\n${JSON.stringify(summary, null, 2)}`);
