@@ -187,8 +187,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `,
   // 3: the inbox lists a source's items through inbox_source_status alone (one range per status,
   // merged: see SqliteInboxStore.listItems). Every insert wrote an entry to inbox_source as well:
-  // ~2 µs and ~3 WAL pages per commit of 17 items in an inbox probe, for a listing the other index
-  // serves.
+  // ~3 WAL pages more per commit of 17 items (bench/probes/inbox-commit.ts), for a listing the other
+  // index serves.
   `
   DROP INDEX IF EXISTS inbox_source;
   `,
