@@ -4,16 +4,13 @@ import { inboxStoreFor, isUnsupportedInboxStore } from "../../src/inbound/store/
 import type { NewInboxItem } from "../../src/inbound/types.js";
 import { describeBackend, describeBackends, openTestStore, type TestStore } from "../helpers/backends.js";
 import { testItem as item, testSource as source, T0 } from "../helpers/inbox.js";
+import { waitUntil } from "../helpers/sink.js";
 
 /**
  * The InboxStore contract, run against the inbox of each engine backend (the one `engine.inbound`
  * uses: on the engine's own SQLite connection or PostgreSQL pool). Backend-specific behaviour
  * (SQLite checkpoints, cross-process SQLite writers) is in sqlite-inbox-store.test.ts.
  */
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-}
 
 function claim(fields: Partial<InboxClaim> = {}): InboxClaim {
   return {
@@ -254,7 +251,7 @@ describeBackends("InboxStore conformance", (backend) => {
       failed: () => settled.push("failed"),
     });
     expect(outcomes).toEqual([{ id: fresh.id, status: "received" }]);
-    await waitFor(() => settled.length > 0);
+    await waitUntil(() => settled.length > 0, 10_000, "the carried outcomes' report");
     expect(settled).toEqual(["recorded"]);
     expect(await store.getItem("src_a", done!.id)).toMatchObject({ status: "processed", attempts: 1 });
     expect(await store.getItem("src_a", again!.id)).toMatchObject({
@@ -293,7 +290,7 @@ describeBackends("InboxStore conformance", (backend) => {
         failed: (error) => settled.push(error),
       });
       expect(outcomes).toEqual([{ id: fresh.id, status: "received" }]);
-      await waitFor(() => settled.length > 0);
+      await waitUntil(() => settled.length > 0, 10_000, "the carried outcomes' report");
       expect(settled).toHaveLength(1);
       expect(settled[0]).toBeInstanceOf(Error);
       expect(await store.getItem("src_a", fresh.id)).toMatchObject({ status: "received" });
