@@ -5,7 +5,8 @@ import type { ProviderName } from "../inbound/providers/types.js";
 import { InboundService } from "../inbound/service.js";
 import { sourceProblems } from "../inbound/source-options.js";
 import type { InboxStore } from "../inbound/store/inbox-store.js";
-import { openSqliteInbox, sqliteInboxFor } from "../inbound/store/open-inbox-store.js";
+import { openSqliteInbox } from "../inbound/store/open-inbox-store.js";
+import { SqliteInboxStore } from "../inbound/store/sqlite-inbox-store.js";
 import type { InboundHandler, InboxItem, Source, SourceOptions } from "../inbound/types.js";
 import { openSqlite } from "../store/sqlite/database.js";
 
@@ -78,7 +79,7 @@ export function createReceiver(options: ReceiverOptions): Receiver {
     throw new TypeError(`createReceiver: ${problems.map((p) => `${p.loc.join(".")}: ${p.msg}`).join("; ")}`);
   }
 
-  const { inbox, closeFile } = openInbox(inboxPath);
+  const inbox = openInbox(inboxPath);
   const service = new InboundService(
     { inbox, clock },
     {
@@ -116,8 +117,8 @@ export function createReceiver(options: ReceiverOptions): Receiver {
       if (stopped) return;
       stopped = true;
       await ready.catch(() => undefined);
+      // Closes the inbox and, with it, its connection.
       await service.stop();
-      closeFile();
     },
     source: () => ready,
     async items(status?: InboxItem["status"]) {
@@ -138,15 +139,11 @@ export function createReceiver(options: ReceiverOptions): Receiver {
 /**
  * The inbox file as `pigeon serve` has it: a connection of its own, its fsyncs waited for off the
  * event loop (see openSqliteInbox). The file is created and migrated here, so a bad path fails
- * createReceiver itself. `:memory:` keeps the one connection (a second would see another database).
+ * createReceiver itself. `:memory:` keeps the one connection (a second would see another database),
+ * owned by the inbox as a file's is, so closing the inbox closes either.
  */
-function openInbox(path: string): { inbox: InboxStore; closeFile: () => void } {
-  if (path !== ":memory:") return { inbox: openSqliteInbox(path), closeFile: () => undefined };
-  const db = openSqlite(path);
-  return {
-    inbox: sqliteInboxFor(db),
-    closeFile: () => {
-      if (db.open) db.close();
-    },
-  };
+function openInbox(path: string): InboxStore {
+  return path === ":memory:"
+    ? new SqliteInboxStore(openSqlite(path), { ownsConnection: true })
+    : openSqliteInbox(path);
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { SqliteInboxStore } from "../../src/inbound/store/sqlite-inbox-store.js";
 import type { InboundEvent } from "../../src/inbound/types.js";
 import { createReceiver, type Receiver, type ReceiverOptions } from "../../src/receiver/index.js";
 import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
@@ -223,6 +224,22 @@ describe("createReceiver", () => {
     expect(item).toMatchObject({ attempts: 2 });
     expect(item!.lastError).toContain("bank core is down");
     expect(calls).toBe(2);
+  });
+
+  it("keeps an in-memory inbox on its one connection and closes it on stop", async () => {
+    const secret = whsec();
+    const events: InboundEvent[] = [];
+    const m = await mount({ secrets: [secret], inboxPath: ":memory:", handler: (e) => void events.push(e) });
+    await m.receiver.start();
+    const body = JSON.stringify({ type: "employee.created" });
+    const res = await fetch(m.url, { method: "POST", body, headers: signStandard(secret, "msg_mem", body) });
+    expect(res.status).toBe(200);
+    await waitUntil(async () => (await m.receiver.items("processed")).length === 1, 5_000, "the event");
+    expect(events.map((e) => e.eventId)).toEqual(["msg_mem"]);
+    const { db } = m.receiver.inbox as SqliteInboxStore;
+    expect(db.memory).toBe(true);
+    await m.close();
+    expect(db.open).toBe(false);
   });
 
   it("refuses bad options with a message saying what to fix", () => {
