@@ -270,6 +270,48 @@ describe("global concurrency cap", () => {
     }
   });
 
+  it("makes no claim for a refill that an earlier claim has already answered", async () => {
+    // Refills wait a moment to share one claim. When another claim meanwhile refilled every
+    // endpoint that asked, the waiting one had nothing to ask for but endpoints not held here;
+    // with other workers sharing the endpoints those come back empty (115 of 542 claims in
+    // bench/postgres.ts with four workers). Here the store plays a shared one: a peer is live (so
+    // refills wait the shared delay) and each claim takes a few milliseconds, while sends finish
+    // at scattered times. The backlog is released at once, nothing new is published after, and
+    // the poll is out of reach: every claim answers a refill.
+    const pigeon = await startPigeon({ PIGEON_ENDPOINT_CONCURRENCY: "8", PIGEON_POLL_INTERVAL: "60s" });
+    const target = await Sink.start((_req, res) => setTimeout(() => res.end("ok"), 5 + Math.random() * 35));
+    try {
+      const appId = (await pigeon.svix.application.create({ name: "Refills" })).id;
+      for (const path of ["/a", "/b", "/c", "/d"])
+        await pigeon.svix.endpoint.create(appId, { url: target.url(path) });
+      const store = pigeon.engine.store;
+      const claim = store.claimDueDeliveries.bind(store);
+      let released = false;
+      let claims = 0;
+      let answered = 0;
+      store.livePeerCount = () => 1;
+      store.claimDueDeliveries = async (request) => {
+        if (!released) return [];
+        claims++;
+        const held = Object.entries(request.heldByEndpoint).filter(([, n]) => n > 0);
+        // Every endpoint held here is left out as well stocked: none wanted a refill.
+        if (held.length > 0 && held.every(([id]) => request.excludeEndpointIds.includes(id))) answered++;
+        await new Promise((resolve) => setTimeout(resolve, 8));
+        return claim(request);
+      };
+      for (let i = 0; i < 300; i++)
+        await pigeon.svix.message.create(appId, { eventType: "claim.refill", payload: { i } });
+      released = true;
+      pigeon.engine.dispatcher.wake();
+      await target.waitFor(1200, 30_000);
+      expect(claims).toBeGreaterThan(10);
+      expect(answered).toBe(0);
+    } finally {
+      await pigeon.close();
+      await target.close();
+    }
+  });
+
   it("stops sending while twice PIGEON_CONCURRENCY deliveries are sent but unrecorded", async () => {
     // What a crash re-sends is what was sent and not yet recorded; that must stay bounded even
     // when recording is slow.
