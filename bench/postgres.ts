@@ -31,11 +31,17 @@
  *   added worker brings until the machine is the limit (with the sink answering at once, one
  *   worker already keeps two cores ~80 % busy).
  *
+ * Rounds (`--rounds`, default 3): the comparisons where the endpoints answer at once and to slow
+ * endpoints each run that many times, Pigeon and pg-boss alternating at each process count within
+ * a round; the table shows the median round per process count and the median of the rounds' best ÷
+ * best ratios, with every round's figure beside it. One round of the same code read 0.96 in one hour
+ * and 1.22 in another. The wider cap and pg-boss's small batches run once.
+ *
  * Drain rate: deliveries / (last arrival − release). Steady rate: between the 10th and 90th
  * percentile arrivals, as in bench/delivery.ts. A CPU profile (from /proc) says where the time
  * went: PostgreSQL, the workers, the sink.
  *
- *   npm run build && node --import tsx bench/postgres.ts [--pigeon-only|--pgboss-only 1,2 [--slow-endpoints]]
+ *   npm run build && node --import tsx bench/postgres.ts [--rounds 3] [--pigeon-only|--pgboss-only 1,2 [--slow-endpoints]]
  *
  * `PIGEON_BENCH_TIMELINE=1` also prints each drain's arrivals at the sink per 100 ms: a drain that
  * comes in waves (its workers idle between claims) shows there, where the rate alone hides it.
@@ -555,7 +561,28 @@ async function withBenchServices<T>(
   }
 }
 
-export function runPostgresBench() {
+/** The run with the median value of `key` (the lower middle one for an even count). */
+function medianBy<T>(runs: T[], key: (run: T) => number): T {
+  return [...runs].sort((a, b) => key(a) - key(b))[Math.floor((runs.length - 1) / 2)]!;
+}
+
+/** One round of the comparison where the endpoints answer at once: each process count in turn. */
+interface FastRound {
+  pigeon: DrainResult[];
+  boss: { shape: BossShape; result: DrainResult }[];
+  /** Pigeon's best rate in the round over pg-boss's best (big fetches) in the same round. */
+  ratio: number;
+}
+
+/** One round of slow endpoints: per process count, Pigeon's drain then pg-boss's. */
+type SlowRound = { pigeon: DrainResult; boss: DrainResult }[];
+
+/**
+ * `rounds`: how many times the whole comparison runs, each round alternating Pigeon and pg-boss at
+ * each process count; figures are the median round's (per process count, and of the best ÷ best
+ * ratios). One round of the same code read 0.96 in one hour and 1.22 in another.
+ */
+export function runPostgresBench(rounds = 3) {
   return withBenchServices(async (admin, sink) => {
     console.error("postgres bench: raw undici ceiling…");
     const raw = await rawCeiling(sink);
@@ -564,21 +591,45 @@ export function runPostgresBench() {
     // comparison are measured a few seconds apart, not a minute: this machine's speed drifts within
     // minutes. pg-boss's best shot: big fetches, so its poll interval (a loop that finds jobs still
     // waits out the interval) does not cap it, with the same connections in total as Pigeon's cap.
-    const pigeon: DrainResult[] = [];
-    const boss: { shape: BossShape; result: DrainResult }[] = [];
-    const runBoss = async (shape: BossShape) => {
+    const bossRun = async (shape: BossShape, workload: Workload = FAST_SINK) => {
       console.error(
         `postgres bench: pg-boss baseline, ${shape.processes} process(es) × ${shape.loops} work() × ` +
-          `batchSize ${shape.batchSize}, ${DELIVERIES} jobs…`,
+          `batchSize ${shape.batchSize}, ${deliveriesOf(workload)} jobs…`,
       );
-      boss.push({ shape, result: await pgBossDrain(sink, admin, shape) });
+      return pgBossDrain(sink, admin, shape, workload);
     };
-    for (const workers of WORKER_COUNTS) {
-      console.error(`postgres bench: Pigeon, ${workers} worker process(es), ${DELIVERIES} deliveries…`);
-      pigeon.push(await pigeonDrain(sink, admin, workers));
-      await runBoss(bigBatchShape(workers, FAST_SINK));
+    const fast: FastRound[] = [];
+    for (let roundNo = 1; roundNo <= rounds; roundNo++) {
+      const pigeon: DrainResult[] = [];
+      const boss: FastRound["boss"] = [];
+      for (const workers of WORKER_COUNTS) {
+        console.error(
+          `postgres bench: round ${roundNo}/${rounds}, Pigeon, ${workers} worker process(es), ${DELIVERIES} deliveries…`,
+        );
+        pigeon.push(await pigeonDrain(sink, admin, workers));
+        const shape = bigBatchShape(workers, FAST_SINK);
+        boss.push({ shape, result: await bossRun(shape) });
+      }
+      const ratio =
+        Math.max(...pigeon.map((r) => r.drainPerSec)) / Math.max(...boss.map((b) => b.result.drainPerSec));
+      fast.push({ pigeon, boss, ratio: round2(ratio) });
     }
+    const medianRound = medianBy(fast, (r) => r.ratio);
+    // Per process count, the median of the rounds' drains.
+    const pigeon = WORKER_COUNTS.map((_, i) =>
+      medianBy(
+        fast.map((r) => r.pigeon[i]!),
+        (r) => r.drainPerSec,
+      ),
+    );
+    const boss = WORKER_COUNTS.map((_, i) =>
+      medianBy(
+        fast.map((r) => r.boss[i]!),
+        (b) => b.result.drainPerSec,
+      ),
+    );
     const best = pigeon.reduce((a, b) => (b.drainPerSec > a.drainPerSec ? b : a));
+
     // Claim size follows the per-endpoint cap (a worker alone on an endpoint holds up to three caps
     // and refills at half), so a bigger cap means bigger claims.
     console.error(
@@ -591,25 +642,37 @@ export function runPostgresBench() {
 
     // Same requests in flight as Pigeon's cap, split over as many processes as Pigeon's best run.
     const connections = Math.ceil(IN_FLIGHT / best.processes);
-    await runBoss({
+    const smallShape: BossShape = {
       processes: best.processes,
       loops: PGBOSS_LOOPS,
       batchSize: Math.ceil(connections / PGBOSS_LOOPS),
       connections,
-    });
-    const bossBest = boss.reduce((a, b) => (b.result.drainPerSec > a.result.drainPerSec ? b : a));
+    };
+    const smallBatches = { shape: smallShape, result: await bossRun(smallShape) };
 
     // Slow endpoints: what more workers add while one cannot keep the machine busy.
-    const slow: { pigeon: DrainResult; boss: DrainResult }[] = [];
-    for (const workers of WORKER_COUNTS) {
-      console.error(
-        `postgres bench: endpoints answering after ${SLOW_SINK.answerAfterMs} ms, Pigeon and pg-boss, ` +
-          `${workers} process(es), ${deliveriesOf(SLOW_SINK)} deliveries…`,
-      );
-      const pigeonRun = await pigeonDrain(sink, admin, workers, SLOW_SINK);
-      const bossRun = await pgBossDrain(sink, admin, bigBatchShape(workers, SLOW_SINK), SLOW_SINK);
-      slow.push({ pigeon: pigeonRun, boss: bossRun });
+    const slowRounds: SlowRound[] = [];
+    for (let roundNo = 1; roundNo <= rounds; roundNo++) {
+      const runs: SlowRound = [];
+      for (const workers of WORKER_COUNTS) {
+        console.error(
+          `postgres bench: round ${roundNo}/${rounds}, endpoints answering after ${SLOW_SINK.answerAfterMs} ms, ` +
+            `Pigeon and pg-boss, ${workers} process(es), ${deliveriesOf(SLOW_SINK)} deliveries…`,
+        );
+        const pigeonRun = await pigeonDrain(sink, admin, workers, SLOW_SINK);
+        const bossDrain = await bossRun(bigBatchShape(workers, SLOW_SINK), SLOW_SINK);
+        runs.push({ pigeon: pigeonRun, boss: bossDrain });
+      }
+      slowRounds.push(runs);
     }
+    // Per process count, the pair whose Pigeon ÷ pg-boss ratio is the median of the rounds'.
+    const slowRatio = (pair: SlowRound[number]) => pair.pigeon.drainPerSec / pair.boss.drainPerSec;
+    const slow = WORKER_COUNTS.map((_, i) =>
+      medianBy(
+        slowRounds.map((r) => r[i]!),
+        slowRatio,
+      ),
+    );
 
     const { rows } = await admin.query<{ setting: string; name: string }>(
       "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version')",
@@ -621,6 +684,7 @@ export function runPostgresBench() {
       deliveries: DELIVERIES,
       endpoints: ENDPOINTS,
       inFlightCap: IN_FLIGHT,
+      rounds,
       rawCeilingReqPerSec: round(raw),
       pigeon: pigeon.map((r) => ({
         workers: r.processes,
@@ -632,17 +696,23 @@ export function runPostgresBench() {
         inFlightCap: ENDPOINTS * WIDE_ENDPOINT_CONCURRENCY,
         ...drainFigures(wide),
       },
-      pgBoss: boss.map(({ shape, result: r }) => ({
+      pgBoss: [...boss, smallBatches].map(({ shape, result: r }) => ({
         ...shape,
         ...drainFigures(r),
       })),
-      pigeonBestVsPgBossBest: round(best.drainPerSec / bossBest.result.drainPerSec, 2),
+      pigeonBestVsPgBossBest: medianRound.ratio,
+      pigeonBestVsPgBossBestByRound: fast.map((r) => r.ratio),
+      fastRounds: fast.map((r) => ({
+        pigeonPerSec: r.pigeon.map((d) => d.drainPerSec),
+        pgBossPerSec: r.boss.map((b) => b.result.drainPerSec),
+        ratio: r.ratio,
+      })),
       slowEndpoints: {
         endpoints: SLOW_SINK.endpoints,
         deliveries: deliveriesOf(SLOW_SINK),
         answerAfterMs: SLOW_SINK.answerAfterMs,
         inFlightPerProcess: PIGEON_PROCESS_CONCURRENCY,
-        runs: slow.map(({ pigeon: p, boss: b }) => ({
+        runs: slow.map(({ pigeon: p, boss: b }, i) => ({
           processes: p.processes,
           pigeonPerSec: p.drainPerSec,
           pigeonCpuMsPerDelivery: p.cpuMsPerDelivery,
@@ -650,50 +720,81 @@ export function runPostgresBench() {
           pgBossPerSec: b.drainPerSec,
           pgBossCpuMsPerDelivery: b.cpuMsPerDelivery,
           pgBossMachineBusy: b.cpu.machineBusy,
+          ratio: round2(slowRatio({ pigeon: p, boss: b })),
+          ratioByRound: slowRounds.map((r) => round2(slowRatio(r[i]!))),
         })),
       },
     };
     const plural = (n: number, word: string) => `${n} ${word}${n > 1 ? "es" : ""}`;
-    printTable(`Scale-out on PostgreSQL (${DELIVERIES} deliveries, ${ENDPOINTS} endpoints, ${CORES} cores)`, [
-      ["raw undici POST loop (req/s)", result.rawCeilingReqPerSec],
-      ...pigeon.map((r): [string, string] => [
-        `Pigeon, ${plural(r.processes, "worker process")} (deliveries/s)`,
-        `${r.drainPerSec} (steady ${r.steadyPerSec})`,
-      ]),
+    const byRound = (values: number[]) => (rounds > 1 ? ` [rounds: ${values.join(" / ")}]` : "");
+    printTable(
+      `Scale-out on PostgreSQL (${DELIVERIES} deliveries, ${ENDPOINTS} endpoints, ${CORES} cores; ` +
+        `the median of ${rounds} round(s))`,
       [
-        `Pigeon, ${plural(wide.processes, "worker process")}, endpoint cap ${WIDE_ENDPOINT_CONCURRENCY} (${ENDPOINTS * WIDE_ENDPOINT_CONCURRENCY} in flight)`,
-        `${wide.drainPerSec} (steady ${wide.steadyPerSec})`,
+        ["raw undici POST loop (req/s)", result.rawCeilingReqPerSec],
+        ...pigeon.map((r, i): [string, string] => [
+          `Pigeon, ${plural(r.processes, "worker process")} (deliveries/s)`,
+          `${r.drainPerSec} (steady ${r.steadyPerSec})${byRound(fast.map((f) => f.pigeon[i]!.drainPerSec))}`,
+        ]),
+        [
+          `Pigeon, ${plural(wide.processes, "worker process")}, endpoint cap ${WIDE_ENDPOINT_CONCURRENCY} (${ENDPOINTS * WIDE_ENDPOINT_CONCURRENCY} in flight)`,
+          `${wide.drainPerSec} (steady ${wide.steadyPerSec})`,
+        ],
+        ...boss.map(({ shape, result: r }, i): [string, string] => [
+          `pg-boss 10, ${plural(shape.processes, "process")}, batchSize ${shape.batchSize} (jobs/s)`,
+          `${r.drainPerSec} (steady ${r.steadyPerSec})${byRound(fast.map((f) => f.boss[i]!.result.drainPerSec))}`,
+        ]),
+        [
+          `pg-boss 10, ${plural(smallShape.processes, "process")}, batchSize ${smallShape.batchSize} (jobs/s)`,
+          `${smallBatches.result.drainPerSec} (steady ${smallBatches.result.steadyPerSec})`,
+        ],
+        [
+          "Pigeon best / pg-boss best (each round's)",
+          `${result.pigeonBestVsPgBossBest}${byRound(result.pigeonBestVsPgBossBestByRound)}`,
+        ],
       ],
-      ...boss.map(({ shape, result: r }): [string, string] => [
-        `pg-boss 10, ${plural(shape.processes, "process")}, batchSize ${shape.batchSize} (jobs/s)`,
-        `${r.drainPerSec} (steady ${r.steadyPerSec})`,
-      ]),
-      ["Pigeon best / pg-boss best", result.pigeonBestVsPgBossBest],
-    ]);
+    );
     printTable(
       `Endpoints answering after ${SLOW_SINK.answerAfterMs} ms (${deliveriesOf(SLOW_SINK)} deliveries, ` +
-        `${SLOW_SINK.endpoints} endpoints, ${PIGEON_PROCESS_CONCURRENCY} in flight per process)`,
-      slow.flatMap(({ pigeon: p, boss: b }): [string, string][] => [
+        `${SLOW_SINK.endpoints} endpoints, ${PIGEON_PROCESS_CONCURRENCY} in flight per process; the round ` +
+        `with the median Pigeon ÷ pg-boss per process count)`,
+      slow.flatMap(({ pigeon: p, boss: b }, i): [string, string][] => [
         [`Pigeon, ${plural(p.processes, "worker process")} (deliveries/s)`, rateWithCpu(p)],
         [`pg-boss 10, ${plural(b.processes, "process")} (jobs/s)`, rateWithCpu(b)],
+        [
+          `Pigeon ÷ pg-boss, ${plural(p.processes, "process")}`,
+          `${result.slowEndpoints.runs[i]!.ratio}${byRound(result.slowEndpoints.runs[i]!.ratioByRound)}`,
+        ],
       ]),
     );
     console.log(
       "\nWhere the CPU went during each drain (workers + PostgreSQL CPU per delivery; CPU seconds):",
     );
-    for (const r of pigeon) console.log(`  Pigeon ×${r.processes}: ${cpuSummary(r)}`);
+    fast.forEach((f, r) => {
+      const tag = rounds > 1 ? ` (round ${r + 1})` : "";
+      for (const d of f.pigeon) console.log(`  Pigeon ×${d.processes}${tag}: ${cpuSummary(d)}`);
+      for (const { shape, result: d } of f.boss)
+        console.log(`  pg-boss ×${shape.processes}, batchSize ${shape.batchSize}${tag}: ${cpuSummary(d)}`);
+    });
     console.log(
       `  Pigeon ×${wide.processes}, endpoint cap ${WIDE_ENDPOINT_CONCURRENCY}: ${cpuSummary(wide)}`,
     );
-    for (const { shape, result: r } of boss) {
-      console.log(`  pg-boss ×${shape.processes}, batchSize ${shape.batchSize}: ${cpuSummary(r)}`);
-    }
-    for (const { pigeon: p, boss: b } of slow) {
-      console.log(`  slow endpoints, Pigeon ×${p.processes}: ${cpuSummary(p)}`);
-      console.log(`  slow endpoints, pg-boss ×${b.processes}: ${cpuSummary(b)}`);
-    }
+    console.log(
+      `  pg-boss ×${smallShape.processes}, batchSize ${smallShape.batchSize}: ${cpuSummary(smallBatches.result)}`,
+    );
+    slowRounds.forEach((runs, r) => {
+      const tag = rounds > 1 ? ` (round ${r + 1})` : "";
+      for (const { pigeon: p, boss: b } of runs) {
+        console.log(`  slow endpoints, Pigeon ×${p.processes}${tag}: ${cpuSummary(p)}`);
+        console.log(`  slow endpoints, pg-boss ×${b.processes}${tag}: ${cpuSummary(b)}`);
+      }
+    });
     return result;
   });
+}
+
+function round2(value: number): number {
+  return round(value, 2);
 }
 
 /**
@@ -729,7 +830,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const workload = process.argv.includes("--slow-endpoints") ? SLOW_SINK : FAST_SINK;
     await runOneSide(flag === "--pigeon-only" ? "pigeon" : "pgboss", counts, workload);
   } else {
-    const result = await runPostgresBench();
+    const at = process.argv.indexOf("--rounds");
+    const rounds = at < 0 ? 3 : Number(process.argv[at + 1]);
+    if (!Number.isInteger(rounds) || rounds < 1)
+      throw new Error("--rounds takes a whole number of rounds, 1 or more");
+    const result = await runPostgresBench(rounds);
     console.log(JSON.stringify({ postgres: result }, null, 2));
   }
   process.exit(0);
