@@ -257,21 +257,19 @@ interface ClaimRow {
   peers: number;
 }
 
-/** How many other live workers a claim saw; undefined when it claimed nothing (and so said nothing). */
-export function livePeersFromRows(rows: Row[]): number | undefined {
+/**
+ * The claim's one row read back: its deliveries, each with its message and endpoint (sent once each,
+ * see CLAIM_SQL), and how many other live workers it saw (undefined when it claimed nothing, and so
+ * said nothing).
+ */
+export function claimFromRows(rows: Row[]): { claimed: ClaimedDelivery[]; livePeers: number | undefined } {
   const row = rows[0] as ClaimRow | undefined;
-  return row?.deliveries ? Number(row.peers) : undefined;
-}
-
-/** The claim's deliveries, each with its message and endpoint (sent once each, see CLAIM_SQL). */
-export function claimedFromRows(rows: Row[]): ClaimedDelivery[] {
-  const row = rows[0] as ClaimRow | undefined;
-  if (!row?.deliveries) return [];
+  if (!row?.deliveries) return { claimed: [], livePeers: undefined };
   const messages = new Map<string, Message>();
   for (const m of row.messages ?? []) messages.set(String(m.id), messageFromRow(m));
   const endpoints = new Map<string, Endpoint>();
   for (const e of row.endpoints ?? []) endpoints.set(String(e.id), endpointFromRow(e));
-  return row.deliveries.map((delivery) => {
+  const claimed = row.deliveries.map((delivery): ClaimedDelivery => {
     const message = messages.get(String(delivery.msg_id));
     const endpoint = endpoints.get(String(delivery.endpoint_id));
     if (!message || !endpoint)
@@ -283,4 +281,5 @@ export function claimedFromRows(rows: Row[]): ClaimedDelivery[] {
       endpoint,
     };
   });
+  return { claimed, livePeers: Number(row.peers) };
 }

@@ -22,7 +22,7 @@ import type {
   Page,
   PageQuery,
 } from "../types.js";
-import { claimedFromRows, claimQuery, livePeersFromRows } from "./claim.js";
+import { claimFromRows, claimQuery } from "./claim.js";
 import { completeQuery, recordIsolating } from "./complete.js";
 import {
   createPool,
@@ -594,9 +594,9 @@ export class PostgresStore implements Store {
     if (claim.limit <= 0) return [];
     this.hasClaimed = true;
     const { text, values } = claimQuery(claim, this.workerId);
-    const rows = await this.db.query(text, values, { prepared: true });
-    this.livePeers = livePeersFromRows(rows) ?? this.livePeers;
-    return claimedFromRows(rows);
+    const { claimed, livePeers } = claimFromRows(await this.db.query(text, values, { prepared: true }));
+    this.livePeers = livePeers ?? this.livePeers;
+    return claimed;
   }
 
   livePeerCount(): number {
