@@ -319,7 +319,7 @@ export class Dispatcher {
             this.owned.add(item.delivery.id);
             this.queueFor(item.endpoint).waiting.push(item);
           }
-          for (const [id, queue] of this.queues) this.pump(id, queue);
+          for (const queue of this.queues.values()) this.pump(queue);
           // Only a full claim suggests more is due right now. A short one took all the room it had
           // (or all that was due): claiming again at once would take just the few rows freed
           // meanwhile, one statement each. Freed room asks for the next claim (send), as do new
@@ -430,11 +430,11 @@ export class Dispatcher {
    * postgres.ts --slow-endpoints).
    */
   private pumpAll(): void {
-    for (const queue of this.queues.values()) if (this.pump(queue.endpointId, queue)) return;
+    for (const queue of this.queues.values()) if (this.pump(queue)) return;
   }
 
   /** Starts what the endpoint's queue may; true when the shared cap (not the endpoint's) stopped it. */
-  private pump(endpointId: string, queue: EndpointQueue): boolean {
+  private pump(queue: EndpointQueue): boolean {
     let stoppedByShared = false;
     while (queue.waiting.length > 0 && queue.active < this.config.endpointConcurrency) {
       if (!this.mayStartSend()) {
@@ -446,7 +446,7 @@ export class Dispatcher {
       this.inFlight += 1;
       void this.send(item, queue);
     }
-    if (queue.waiting.length === 0 && queue.active === 0) this.queues.delete(endpointId);
+    if (queue.waiting.length === 0 && queue.active === 0) this.queues.delete(queue.endpointId);
     return stoppedByShared;
   }
 
@@ -532,7 +532,7 @@ export class Dispatcher {
     queue.active -= 1;
     this.inFlight -= 1;
     this.scheduleFlush();
-    this.pump(item.endpoint.id, this.queues.get(item.endpoint.id) ?? queue);
+    this.pump(this.queues.get(item.endpoint.id) ?? queue);
     // At the global cap other endpoints' queues may be waiting for exactly this slot.
     if (wasAtGlobalCap) this.pumpAll();
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
@@ -672,7 +672,7 @@ export class Dispatcher {
     this.owned.add(deliveryId);
     const queue = this.queueFor(again.endpoint);
     queue.waiting.push(again);
-    this.pump(again.endpoint.id, queue);
+    this.pump(queue);
   }
 
   /** Writes buffered outcomes; one flush at a time, so their order on disk is their order here. */
