@@ -33,7 +33,7 @@ const INBOX_CACHE_KIB = 8192;
  * The inbox in a SQLite database. A file gets a connection of its own on the event loop (see
  * openSqliteInbox); an in-memory database can only be reached through its one connection.
  */
-export function sqliteInboxFor(db: SqliteDatabase): InboxStore {
+function sqliteInboxFor(db: SqliteDatabase): InboxStore {
   return db.memory ? new SqliteInboxStore(db) : openSqliteInbox(db.name);
 }
 
