@@ -65,6 +65,11 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** The run with the median value of `key` (of an even count, the upper of the middle two). */
+export function medianBy<T>(runs: readonly T[], key: (run: T) => number): T {
+  return [...runs].sort((a, b) => key(a) - key(b))[Math.floor(runs.length / 2)]!;
+}
+
 /** The PostgreSQL the benchmarks run against (each in a schema of its own, dropped after). */
 export const BENCH_POSTGRES_URL =
   process.env.PIGEON_BENCH_POSTGRES_URL ??

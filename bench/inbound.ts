@@ -31,7 +31,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Pool } from "undici";
-import { BENCH_POSTGRES_URL } from "./harness.js";
+import { BENCH_POSTGRES_URL, medianBy } from "./harness.js";
 import { startMinimalIntake } from "./minimal-intake.js";
 
 export interface LoadSpec {
@@ -394,7 +394,7 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
       ratio: Number((pigeonRun.ratePerSec / bareRun.ratePerSec).toFixed(3)),
     });
   }
-  const median = [...closedRounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds / 2)]!;
+  const median = medianBy(closedRounds, (r) => r.ratio);
   const results = {
     closedLoop: { bare: median.bare, pigeon: median.pigeon },
     fixedRate: { bare: await run("bare", bareUrl, "rate"), pigeon: await run("pigeon", pigeonUrl, "rate") },

@@ -63,6 +63,7 @@ import { CORES, type CpuProfile, startCpuProfile } from "./cpu.js";
 import {
   BENCH_PAYLOAD,
   BENCH_POSTGRES_URL,
+  medianBy,
   printTable,
   rawCeiling,
   round,
@@ -561,11 +562,6 @@ async function withBenchServices<T>(
   }
 }
 
-/** The run with the median value of `key` (the lower middle one for an even count). */
-function medianBy<T>(runs: T[], key: (run: T) => number): T {
-  return [...runs].sort((a, b) => key(a) - key(b))[Math.floor((runs.length - 1) / 2)]!;
-}
-
 /** One round of the comparison where the endpoints answer at once: each process count in turn. */
 interface FastRound {
   pigeon: DrainResult[];
@@ -612,7 +608,7 @@ export function runPostgresBench(rounds = 3) {
       }
       const ratio =
         Math.max(...pigeon.map((r) => r.drainPerSec)) / Math.max(...boss.map((b) => b.result.drainPerSec));
-      fast.push({ pigeon, boss, ratio: round2(ratio) });
+      fast.push({ pigeon, boss, ratio: round(ratio, 2) });
     }
     const medianRound = medianBy(fast, (r) => r.ratio);
     // Per process count, the median of the rounds' drains.
@@ -720,8 +716,8 @@ export function runPostgresBench(rounds = 3) {
           pgBossPerSec: b.drainPerSec,
           pgBossCpuMsPerDelivery: b.cpuMsPerDelivery,
           pgBossMachineBusy: b.cpu.machineBusy,
-          ratio: round2(slowRatio({ pigeon: p, boss: b })),
-          ratioByRound: slowRounds.map((r) => round2(slowRatio(r[i]!))),
+          ratio: round(slowRatio({ pigeon: p, boss: b }), 2),
+          ratioByRound: slowRounds.map((r) => round(slowRatio(r[i]!), 2)),
         })),
       },
     };
@@ -791,10 +787,6 @@ export function runPostgresBench(rounds = 3) {
     });
     return result;
   });
-}
-
-function round2(value: number): number {
-  return round(value, 2);
 }
 
 /**
