@@ -118,7 +118,7 @@ export class SqliteInboxStore implements InboxStore {
   }
 
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.sql.immediate(fn);
   }
 
   /**
@@ -268,7 +268,7 @@ export class SqliteInboxStore implements InboxStore {
    */
   private applyCarried(carry: OutcomeCarry): { ok: true } | { ok: false; error: unknown } {
     try {
-      this.db.transaction(() => this.applyOutcomes(carry.outcomes, carry.now))();
+      this.sql.savepoint(() => this.applyOutcomes(carry.outcomes, carry.now));
       return { ok: true };
     } catch (error) {
       return { ok: false, error };

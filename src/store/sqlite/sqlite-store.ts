@@ -135,7 +135,7 @@ export class SqliteStore implements Store {
   }
 
   private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return this.sql.immediate(fn);
   }
 
   async close(): Promise<void> {
