@@ -11,7 +11,8 @@
  * schema of its own, dropped after) instead of the embedded SQLite file.
  * `--no-processing` measures intake alone (no handler, items stay queued); `--reference` adds a closed
  * loop against bench/minimal-intake.ts, about the least a durable intake can do; `--pigeon-only`
- * (with `--rate-only`) runs just Pigeon once more after a warm-up, for profiling.
+ * (with `--rate-only`) runs just Pigeon once more after a warm-up, for profiling, and with
+ * `--cpu-profile FILE` writes a CPU profile of that run alone.
  *
  * The load generator runs in a child process (its own event loop and core) with undici: a closed loop at
  * fixed concurrency for throughput (`--rounds` alternating bare/Pigeon pairs, the median ratio
@@ -22,8 +23,9 @@
 
 import { fork } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { Session } from "node:inspector/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -196,6 +198,12 @@ export interface InboundBenchOptions {
   processing: boolean;
   /** Profiling aid: after a warm-up, run only Pigeon once in this mode and return that. */
   only?: LoadSpec["mode"];
+  /**
+   * With `only`: write a CPU profile of this process (Pigeon's server) during that one run to
+   * this file. Why not `node --cpu-prof`: that profiles the warm-up too, whose closed loop swamps
+   * a fixed-rate run's profile.
+   */
+  cpuProfile?: string;
   /** Also load bench/minimal-intake.ts in the closed loop: what syncing before answering costs at least. */
   reference?: boolean;
   /** Pigeon on PostgreSQL (BENCH_POSTGRES_URL, a schema of its own) instead of SQLite. */
@@ -374,7 +382,9 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
   };
   if (only) {
     await run("pigeon", pigeonUrl, "closed");
-    const result = await run("pigeon", pigeonUrl, only);
+    const result = options.cpuProfile
+      ? await profiled(options.cpuProfile, () => run("pigeon", pigeonUrl, only))
+      : await run("pigeon", pigeonUrl, only);
     await close();
     return result;
   }
@@ -463,6 +473,31 @@ export async function runInboundBench(options: Partial<InboundBenchOptions> = {}
   return summary;
 }
 
+/** Runs `work` under V8's CPU profiler and writes the profile (`.cpuprofile`, for DevTools) to `file`. */
+async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("Profiler.enable");
+    await session.post("Profiler.start");
+    const result = await work();
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(file, JSON.stringify(profile));
+    console.error(`CPU profile of the measured run: ${file}`);
+    return result;
+  } finally {
+    session.disconnect();
+  }
+}
+
+function stringArgument(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index < 0) return undefined;
+  const value = process.argv[index + 1];
+  if (!value || value.startsWith("--")) throw new Error(`--${name} needs a value`);
+  return value;
+}
+
 const isEntryPoint =
   process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntryPoint && !IS_LOADGEN) {
@@ -471,6 +506,9 @@ if (isEntryPoint && !IS_LOADGEN) {
       ? "rate"
       : "closed"
     : undefined;
+  const cpuProfile = stringArgument("cpu-profile");
+  if (cpuProfile && !only)
+    throw new Error("--cpu-profile profiles the one run of --pigeon-only: add --pigeon-only");
   const summary = await runInboundBench({
     seconds: argument("seconds", 5),
     concurrency: argument("concurrency", 64),
@@ -481,6 +519,7 @@ if (isEntryPoint && !IS_LOADGEN) {
     code: process.argv.includes("--sources") ? "sources" : "built",
     rounds: Math.max(1, Math.round(argument("rounds", 3))),
     ...(only ? { only } : {}),
+    ...(cpuProfile ? { cpuProfile } : {}),
   });
   console.log(`\n${JSON.stringify(summary, null, 2)}`);
 }
