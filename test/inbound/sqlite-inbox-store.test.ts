@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -135,5 +135,35 @@ describe("SqliteInboxStore", () => {
     expect(store.db.pragma("cache_size", { simple: true })).toBe(-8192);
     await store.close();
     expect(store.db.open).toBe(false);
+  });
+
+  it("closing a file's inbox finishes in a process with nothing else to wait for", async () => {
+    // The checkpoint worker never keeps a process alive; its exit, awaited by close(), must, or the
+    // process ended inside close() (exit code 13: an unsettled top-level await) and the inbox's
+    // connection was never closed.
+    const moduleUrl = new URL(
+      `file://${resolve(import.meta.dirname, "../../dist/inbound/store/open-inbox-store.js")}`,
+    ).href;
+    const script = `
+      const { openSqliteInbox } = await import(${JSON.stringify(moduleUrl)});
+      const inbox = openSqliteInbox(process.argv[2]);
+      await inbox.start();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await inbox.close();
+      console.log(inbox.db.open ? "still open" : "closed");
+    `;
+    // A file, not `--input-type=module -e`: workers inherit that flag, and the checkpoint worker's
+    // CommonJS source would fail under it (no worker, nothing to wait for).
+    const scriptFile = join(dir, "close-inbox.mjs");
+    writeFileSync(scriptFile, script);
+    const { code, out } = await new Promise<{ code: number | null; out: string }>((done) => {
+      const child = spawn(process.execPath, [scriptFile, join(dir, "own.db")], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.on("exit", (exitCode) => done({ code: exitCode, out: out.trim() }));
+    });
+    expect({ code, out }).toEqual({ code: 0, out: "closed" });
   });
 });

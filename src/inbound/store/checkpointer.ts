@@ -52,6 +52,10 @@ export class BackgroundCheckpointer {
     if (!worker) return;
     this.restore();
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    // Unref'd while it runs, so it never keeps a process alive; waiting for its exit must, or with
+    // nothing else pending the process ended inside this await and whatever closes after it (the
+    // inbox's connection, the engine's store) never ran.
+    worker.ref();
     worker.postMessage("stop");
     await exited;
   }
