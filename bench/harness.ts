@@ -65,6 +65,18 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/**
+ * The value given after `--name` on the command line, or undefined without the flag; a flag with
+ * nothing after it (or another flag) is refused, naming it.
+ */
+export function flagValue(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index < 0) return undefined;
+  const value = process.argv[index + 1];
+  if (!value || value.startsWith("--")) throw new Error(`--${name} needs a value`);
+  return value;
+}
+
 /** The run with the median value of `key` (of an even count, the upper of the middle two). */
 export function medianBy<T>(runs: readonly T[], key: (run: T) => number): T {
   return [...runs].sort((a, b) => key(a) - key(b))[Math.floor(runs.length / 2)]!;

@@ -33,7 +33,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { Pool } from "undici";
-import { BENCH_POSTGRES_URL, medianBy } from "./harness.js";
+import { BENCH_POSTGRES_URL, flagValue, medianBy } from "./harness.js";
 import { startMinimalIntake } from "./minimal-intake.js";
 
 export interface LoadSpec {
@@ -233,8 +233,8 @@ async function pigeonModule(code: "built" | "sources", path: string): Promise<un
 }
 
 function argument(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  const value = index >= 0 ? Number(process.argv[index + 1]) : fallback;
+  const given = flagValue(name);
+  const value = given === undefined ? fallback : Number(given);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
   return value;
 }
@@ -490,14 +490,6 @@ async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-function stringArgument(name: string): string | undefined {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index < 0) return undefined;
-  const value = process.argv[index + 1];
-  if (!value || value.startsWith("--")) throw new Error(`--${name} needs a value`);
-  return value;
-}
-
 const isEntryPoint =
   process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntryPoint && !IS_LOADGEN) {
@@ -506,7 +498,7 @@ if (isEntryPoint && !IS_LOADGEN) {
       ? "rate"
       : "closed"
     : undefined;
-  const cpuProfile = stringArgument("cpu-profile");
+  const cpuProfile = flagValue("cpu-profile");
   if (cpuProfile && !only)
     throw new Error("--cpu-profile profiles the one run of --pigeon-only: add --pigeon-only");
   const summary = await runInboundBench({

@@ -63,6 +63,7 @@ import { CORES, type CpuProfile, startCpuProfile } from "./cpu.js";
 import {
   BENCH_PAYLOAD,
   BENCH_POSTGRES_URL,
+  flagValue,
   medianBy,
   printTable,
   rawCeiling,
@@ -822,8 +823,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const workload = process.argv.includes("--slow-endpoints") ? SLOW_SINK : FAST_SINK;
     await runOneSide(flag === "--pigeon-only" ? "pigeon" : "pgboss", counts, workload);
   } else {
-    const at = process.argv.indexOf("--rounds");
-    const rounds = at < 0 ? 3 : Number(process.argv[at + 1]);
+    const given = flagValue("rounds");
+    const rounds = given === undefined ? 3 : Number(given);
     if (!Number.isInteger(rounds) || rounds < 1)
       throw new Error("--rounds takes a whole number of rounds, 1 or more");
     const result = await runPostgresBench(rounds);
