@@ -69,7 +69,13 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
   const bodyLimit = engine.config.maxPayloadBytes + ENVELOPE_BYTES;
 
   async function run(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://pigeon.invalid");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://pigeon.invalid");
+    } catch {
+      // An absolute-form target that is no URL (`GET http://[zz/ …`): the client's mistake.
+      throw errors.badRequest("The request target is not a valid URL or path.", "invalid_path");
+    }
     const match = router.match(req.method ?? "GET", url.pathname);
     if (match.kind === "not_found") throw new PigeonError(404, "not_found", `No route for ${url.pathname}.`);
     if (match.kind === "method_not_allowed") throw errors.methodNotAllowed(req.method ?? "");

@@ -1,6 +1,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { boundedMemo } from "./bounded-memo.js";
 import { errorMessage, errors, type ValidationIssue } from "./errors.js";
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
@@ -64,19 +65,25 @@ export function validateBody<T>(schema: TSchema, value: unknown, root = "body"):
   return value as T;
 }
 
-/** A separate Ajv for user-supplied event-type schemas, so their `$id`s never clash with ours. */
-const userAjv = new Ajv({ allErrors: true, strict: false });
-(addFormats as unknown as (a: Ajv) => void)(userAjv);
-const userCompiled = new Map<string, ValidateFunction>();
+/**
+ * User-supplied event-type schemas, compiled by their JSON text, each in an Ajv of its own. Why
+ * not one shared Ajv: Ajv keeps every `$id` it has compiled for its lifetime, so a schema with an
+ * `$id` could never be changed (422 "already exists"), a refused schema kept its `$id` taken, and
+ * two event types whose schemas shared an `$id` turned publishing to the second-compiled one into a
+ * 500. A fresh Ajv costs ~3.5 ms, once per schema text; bounded, so replaced schemas do not pile up.
+ */
+const compileUserSchemaText = boundedMemo((text: string): ValidateFunction => {
+  const own = new Ajv({ allErrors: true, strict: false });
+  (addFormats as unknown as (a: Ajv) => void)(own);
+  const validate = own.compile(JSON.parse(text) as object);
+  // An asynchronous schema's validate returns a promise, which would pass every payload.
+  if ((validate as { $async?: boolean }).$async)
+    throw new Error("asynchronous schemas ($async) are not supported");
+  return validate;
+}, 256);
 
 export function compileUserSchema(schema: unknown): ValidateFunction {
-  const key = JSON.stringify(schema);
-  let validate = userCompiled.get(key);
-  if (!validate) {
-    validate = userAjv.compile(schema as object);
-    userCompiled.set(key, validate);
-  }
-  return validate;
+  return compileUserSchemaText(JSON.stringify(schema));
 }
 
 /** Checks a user-supplied JSON Schema compiles; returns a message when it does not. */

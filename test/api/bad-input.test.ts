@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPigeon, type TestPigeon } from "../helpers/pigeon.js";
 
@@ -266,6 +267,99 @@ describe("bad input", () => {
     await expectError(wrong, 401, "authentication_failed");
     const health = await fetch(`${pigeon.baseUrl}/api/v1/health`);
     expect(health.status).toBe(204);
+  });
+
+  it("a bad query parameter on message create → 422, and nothing is sent", async () => {
+    const before = (await (await pigeon.request("GET", `/api/v1/app/${appId}/msg`)).json()) as {
+      data: unknown[];
+    };
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg?with_content=yes`, {
+        eventType: "a.b",
+        payload: { n: 1 },
+      }),
+      422,
+      "validation_error",
+      "with_content",
+    );
+    const after = (await (await pigeon.request("GET", `/api/v1/app/${appId}/msg`)).json()) as {
+      data: unknown[];
+    };
+    expect(after.data.length).toBe(before.data.length);
+  });
+
+  it("a payload nested deeper than 256 levels → 422 naming the limit, however deep", async () => {
+    const nested = (depth: number) =>
+      `{"eventType":"a.b","payload":{"a":${"[".repeat(depth - 1)}${"]".repeat(depth - 1)}}}`;
+    const ok = await pigeon.request("POST", `/api/v1/app/${appId}/msg`, nested(256), {});
+    expect(ok.status).toBe(202);
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, nested(257), {}),
+      422,
+      "validation_error",
+      "256",
+    );
+    // Deep enough that serialising it again overflows the stack (a 500 before), yet within the size limit.
+    await expectError(
+      await pigeon.request("POST", `/api/v1/app/${appId}/msg`, nested(30_000), {}),
+      422,
+      "validation_error",
+      "256",
+    );
+  });
+
+  it("a request target that is no URL → 400, not a 500", async () => {
+    const { port } = new URL(pigeon.baseUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () =>
+        socket.end("GET http://[zz/api/v1/app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+      );
+      let text = "";
+      socket.on("data", (d) => {
+        text += d.toString();
+      });
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    expect(answer).toContain("invalid_path");
+  });
+
+  it("event-type schemas with an $id can be changed, and two event types may share one", async () => {
+    const id = "https://schemas.example.invalid/person.json";
+    const create = (name: string, required: string[]) =>
+      pigeon.request("POST", "/api/v1/event-type", {
+        name,
+        description: "x",
+        schemas: { "1": { $id: id, type: "object", required } },
+      });
+    expect((await create("person.created", ["a"])).status).toBe(201);
+    const changed = await pigeon.request("PATCH", "/api/v1/event-type/person.created", {
+      description: "x",
+      schemas: { "1": { $id: id, type: "object", required: ["b"] } },
+    });
+    expect(changed.status).toBe(200);
+    expect((await create("person.deleted", ["c"])).status).toBe(201);
+    const publish = (eventType: string, payload: object) =>
+      pigeon.request("POST", `/api/v1/app/${appId}/msg`, { eventType, payload });
+    // Each event type holds payloads to its own schema, the changed one to its new version.
+    expect((await publish("person.created", { b: 1 })).status).toBe(202);
+    await expectError(await publish("person.created", { a: 1 }), 422, "validation_error", "b");
+    expect((await publish("person.deleted", { c: 1 })).status).toBe(202);
+    await expectError(await publish("person.deleted", { b: 1 }), 422, "validation_error", "c");
+  });
+
+  it("an asynchronous JSON Schema ($async), which would pass every payload → 422", async () => {
+    await expectError(
+      await pigeon.request("POST", "/api/v1/event-type", {
+        name: "async.schema",
+        description: "x",
+        schemas: { "1": { $async: true, type: "object", required: ["a"] } },
+      }),
+      422,
+      "validation_error",
+      "$async",
+    );
   });
 
   it("an invalid JSON Schema on an event type → 422", async () => {

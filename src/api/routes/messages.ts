@@ -19,12 +19,59 @@ import { createApplication } from "./applications.js";
 
 type MsgIn = Static<typeof MessageIn>;
 
-/** A payload larger than PIGEON_MAX_PAYLOAD_BYTES (as JSON) is refused with a 413. */
+/**
+ * Arrays and objects nested deeper than this in a payload are refused (422). Serialising the payload
+ * again (to store, sign and send it) recurses once per level: a 10 KB body of 5,000 nested arrays
+ * overflowed the stack there, a 500. Real webhook payloads nest a few levels.
+ */
+export const MAX_PAYLOAD_DEPTH = 256;
+
+function tooDeep(detail: string) {
+  return errors.validation([{ loc: ["body", "payload"], msg: detail, type: "value_error.nesting" }]);
+}
+
+/** The deepest nesting of arrays and objects in JSON text (brackets inside strings do not count). */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character; a quote ends the string.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) deepest = Math.max(deepest, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
+
+/**
+ * A payload larger than PIGEON_MAX_PAYLOAD_BYTES (as JSON) is refused with a 413, one nested deeper
+ * than MAX_PAYLOAD_DEPTH with a 422.
+ */
 export function checkPayloadSize(engine: PigeonEngine, payload: unknown): void {
-  if (Buffer.byteLength(JSON.stringify(payload)) > engine.config.maxPayloadBytes)
+  let text: string;
+  try {
+    text = JSON.stringify(payload);
+  } catch (error) {
+    if (error instanceof RangeError)
+      throw tooDeep(
+        `nested too deeply to serialise: use at most ${MAX_PAYLOAD_DEPTH} levels of arrays and objects`,
+      );
+    throw error;
+  }
+  if (Buffer.byteLength(text) > engine.config.maxPayloadBytes)
     throw errors.payloadTooLarge(
       engine.config.maxPayloadBytes,
       "The message payload (as JSON; PIGEON_MAX_PAYLOAD_BYTES)",
+    );
+  const depth = jsonDepth(text);
+  if (depth > MAX_PAYLOAD_DEPTH)
+    throw tooDeep(
+      `nested ${depth} levels deep: use at most ${MAX_PAYLOAD_DEPTH} levels of arrays and objects`,
     );
 }
 
@@ -63,6 +110,8 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
       response: { status: 202, schema: MessageOut },
       handler: async ({ params, body, query }) => {
         const input = body as MsgIn;
+        // Read before publishing: a bad value refused after it would leave the message sent.
+        const withContent = boolQuery(query, "with_content", true);
         checkPayloadSize(engine, input.payload);
         // The application, event type and endpoints in one read (one round trip on PostgreSQL).
         const loaded = await engine.store.loadPublishContext(params.app_id!, input.eventType);
@@ -71,7 +120,7 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
           : await engine.publisher.publish(await createAppForMessage(engine, params.app_id!, input), input);
         return {
           status: 202,
-          body: JSON.parse(messageOutJson(message, boolQuery(query, "with_content", true))),
+          body: JSON.parse(messageOutJson(message, withContent)),
         };
       },
     },
