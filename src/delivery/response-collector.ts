@@ -36,12 +36,18 @@ export class ResponseCollector implements Dispatcher.DispatchHandler {
 
   /**
    * Ends the request with `reason`. undici hands out the means to abort only once the request is
-   * on a connection, so a request still queued in the pool is aborted when it gets there, before
-   * anything is written.
+   * on a connection, so a request still queued in the pool, or waiting for its connection to open,
+   * is aborted when it gets there, before anything is written; it is settled now all the same.
+   * Why: waiting for undici would let a connect that hangs (SYNs dropped) outlast the request's
+   * timeout until the connector's own 10 s, whatever the endpoint's timeout said.
    */
   abort(reason: Error): void {
-    if (this.controller) this.controller.abort(reason);
-    else this.pendingAbort = reason;
+    if (this.controller) {
+      this.controller.abort(reason);
+      return;
+    }
+    this.pendingAbort = reason;
+    this.onResponseError(null, reason);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -141,6 +141,28 @@ describe("HttpSender against loopback sinks", () => {
     expect(Date.now() - started).toBeLessThan(3_000);
   });
 
+  it("settles a request at its own deadline while it still waits for a connection", async () => {
+    // The second request's deadline passes while it is queued behind the first: it must settle
+    // then, not when a connection frees (a connect that hangs used to outlast any timeout this way).
+    const single = new HttpSender({ allowedNetworks: LOOPBACK, connectionsPerOrigin: 1 });
+    const settled: string[] = [];
+    try {
+      const first = single.send(post(`${sink.base}/hang`, { timeoutMs: 2_000 })).then((r) => {
+        settled.push("first");
+        return r;
+      });
+      const second = single.send(post(`${sink.base}/hang`, { timeoutMs: 150 })).then((r) => {
+        settled.push("second");
+        return r;
+      });
+      const [, b] = await Promise.all([first, second]);
+      expect(b).toMatchObject({ ok: false, errorCode: "timeout" });
+      expect(settled).toEqual(["second", "first"]);
+    } finally {
+      await single.close();
+    }
+  });
+
   it("never sends a request whose deadline passed while it waited for a connection", async () => {
     // One connection per origin: the second request queues behind the first, which hangs.
     const single = new HttpSender({ allowedNetworks: LOOPBACK, connectionsPerOrigin: 1 });
