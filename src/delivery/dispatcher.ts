@@ -52,6 +52,12 @@ const FLUSH_DELAY_MS = { shared: 25, sqlite: 10 } as const;
 /** How soon outcomes whose write failed are written again. */
 const FLUSH_RETRY_MS = 1000;
 
+/**
+ * How soon a delivery comes due again when its send never started because its rate slot could not
+ * be reserved (the store failed): no attempt was made, so it keeps its attempt count.
+ */
+const SLOT_FAILURE_RETRY_MS = 1000;
+
 /** Retry-After is honoured for these statuses only: they are the ones that mean "slow down". */
 const SLOW_DOWN_STATUSES = new Set([429, 502, 503, 504]);
 
@@ -110,6 +116,8 @@ export class Dispatcher {
   private inFlight = 0;
   private running = false;
   private claiming = false;
+  /** The claim loop under way, which stop() waits for before it gives back what is queued. */
+  private claimLoopRun: Promise<void> | undefined;
   private claimAgain = false;
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -142,10 +150,16 @@ export class Dispatcher {
     this.wake();
   }
 
-  /** Stops claiming, waits for in-flight sends, writes their outcomes, and releases queued leases. */
+  /**
+   * Stops claiming, waits for in-flight sends, writes their outcomes, and releases queued leases.
+   * Sends still waiting for their rate slot give their rows back unsent rather than being waited
+   * for: at one request a second, 32 of them held a stop for 35 s, past common grace periods.
+   */
   async stop(): Promise<void> {
     this.running = false;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    // A claim under way returns rows after this: they are queued (not sent) and released below.
+    await this.claimLoopRun;
     const queued: string[] = [];
     for (const queue of this.queues.values()) {
       for (const item of queue.waiting) {
@@ -156,6 +170,11 @@ export class Dispatcher {
     }
     while (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.flush();
+    if (this.pendingOutcomes.length > 0)
+      console.error(
+        `pigeon: ${this.pendingOutcomes.length} delivery outcomes could not be recorded before stopping; ` +
+          "those deliveries come due again when their leases end",
+      );
     await this.store.releaseDeliveries(queued, this.clock.now());
   }
 
@@ -166,7 +185,10 @@ export class Dispatcher {
       this.claimAgain = true;
       return;
     }
-    void this.claimLoop();
+    const run = this.claimLoop().finally(() => {
+      if (this.claimLoopRun === run) this.claimLoopRun = undefined;
+    });
+    this.claimLoopRun = run;
   }
 
   get stats(): { inFlight: number; queued: number; owned: number } {
@@ -311,6 +333,7 @@ export class Dispatcher {
             peerTimeoutMs: this.peerTimeoutMs,
           });
           tookAny = claimed.length > 0;
+          // Stopped during the claim: its rows are queued, unsent, for stop() to give back.
           for (const item of claimed) {
             if (this.owned.has(item.delivery.id)) {
               if (!item.wasLeased) this.sendAgain.set(item.delivery.id, item);
@@ -319,6 +342,7 @@ export class Dispatcher {
             this.owned.add(item.delivery.id);
             this.queueFor(item.endpoint).waiting.push(item);
           }
+          if (!this.running) break;
           for (const queue of this.queues.values()) this.pump(queue);
           // Only a full claim suggests more is due right now. A short one took all the room it had
           // (or all that was due): claiming again at once would take just the few rows freed
@@ -435,6 +459,8 @@ export class Dispatcher {
 
   /** Starts what the endpoint's queue may; true when the shared cap (not the endpoint's) stopped it. */
   private pump(queue: EndpointQueue): boolean {
+    // Stopping: what is queued is given back unsent (stop), not started now.
+    if (!this.running) return false;
     let stoppedByShared = false;
     while (queue.waiting.length > 0 && queue.active < this.config.endpointConcurrency) {
       if (!this.mayStartSend()) {
@@ -452,10 +478,10 @@ export class Dispatcher {
 
   /**
    * Waits for the endpoint's next rate slot and resolves with the send's start time (now, for an
-   * endpoint without a limit). Slots are reserved in the store so they hold across workers; this
-   * process's sends of one endpoint take their slots in turn.
+   * endpoint without a limit), or undefined once stopping. Slots are reserved in the store so they
+   * hold across workers; this process's sends of one endpoint take their slots in turn.
    */
-  private async waitForRateSlot(item: ClaimedDelivery): Promise<number> {
+  private async waitForRateSlot(item: ClaimedDelivery): Promise<number | undefined> {
     const rate = item.endpoint.rateLimit;
     if (rate === null || rate <= 0) return this.clock.now();
     const pacer = this.pacerFor(item.endpoint.id);
@@ -479,13 +505,19 @@ export class Dispatcher {
    * (seen under a full test run on 2 cores). A send that wakes later than the tolerance gives its
    * slot up and takes a new one, which bounds how far another worker's starts can bunch with ours.
    */
-  private async takeRateSlot(endpointId: string, rate: number, pacer: RatePacer): Promise<number> {
+  private async takeRateSlot(
+    endpointId: string,
+    rate: number,
+    pacer: RatePacer,
+  ): Promise<number | undefined> {
     for (;;) {
+      if (!this.running) return undefined;
       const notBefore = Math.max(this.clock.now(), pacer.lastStartAt + slotSpacingMs(rate));
       const slot = await this.store.reserveSendSlot(endpointId, rate, notBefore);
       // A timer may fire a millisecond early; starting before the slot would break the spacing.
       for (let wait = slot - this.clock.now(); wait > 0; wait = slot - this.clock.now())
         await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!this.running) return undefined;
       const now = this.clock.now();
       if (now - slot <= SLOT_LATENESS_TOLERANCE_MS) {
         pacer.lastStartAt = now;
@@ -512,9 +544,21 @@ export class Dispatcher {
   private async send(item: ClaimedDelivery, queue: EndpointQueue): Promise<void> {
     let outcome: DeliveryOutcome;
     try {
-      outcome = item.endpoint.disabled
-        ? this.skipDisabled(item)
-        : await this.attempt(item, await this.waitForRateSlot(item));
+      if (item.endpoint.disabled) outcome = this.skipDisabled(item);
+      else {
+        let startedAt: number | undefined;
+        try {
+          startedAt = await this.waitForRateSlot(item);
+        } catch (error) {
+          // The store could not reserve a slot (a dropped connection, a failover): nothing was
+          // sent, so no attempt is recorded and no retry used up; the row comes due again soon.
+          console.error(`pigeon: reserving a send slot for delivery ${item.delivery.id} failed`, error);
+        }
+        outcome =
+          startedAt === undefined
+            ? this.notSent(item, this.running ? this.clock.now() + SLOT_FAILURE_RETRY_MS : this.clock.now())
+            : await this.attempt(item, startedAt);
+      }
     } catch (error) {
       // A bug in building the request must not lose the delivery: record it and retry later.
       const message = errorMessage(error);
@@ -588,6 +632,16 @@ export class Dispatcher {
       this.newWorkWanted = false;
       this.wake();
     }, delayMs);
+  }
+
+  /** Given back unsent (stopping, or no rate slot to be had): due at `dueAt`, attempts unchanged. */
+  private notSent(item: ClaimedDelivery, dueAt: number): DeliveryOutcome {
+    return {
+      deliveryId: item.delivery.id,
+      endpointId: item.endpoint.id,
+      result: "retry",
+      nextAttemptAt: dueAt,
+    };
   }
 
   private skipDisabled(item: ClaimedDelivery): DeliveryOutcome {
@@ -707,7 +761,8 @@ export class Dispatcher {
         this.flushing = undefined;
       }
       // Sends may be waiting for these records, so a failed write is tried again on its own.
-      if (!recorded) setTimeout(() => void this.flush(), FLUSH_RETRY_MS);
+      // Not once stopped: stop() reports what is left, and the leases bring those rows back.
+      if (!recorded && this.running) setTimeout(() => void this.flush(), FLUSH_RETRY_MS);
       if (this.waitingForRecords) {
         this.waitingForRecords = false;
         this.pumpAll();
