@@ -102,6 +102,12 @@ export const EventTypeUpdate = Type.Object(
   { title: "EventTypeUpdate", additionalProperties: false },
 );
 
+/** Svix's EventTypePatch: every field optional, so a client sends only what it changes. */
+export const EventTypePatch = Type.Partial(EventTypeUpdate, {
+  title: "EventTypePatch",
+  additionalProperties: false,
+});
+
 export const EventTypeOut = Type.Object(
   {
     name: Type.String(),

@@ -362,6 +362,43 @@ describe("bad input", () => {
     );
   });
 
+  it("a uid starting with app_ → 400 on every write, not only on create", async () => {
+    await expectError(
+      await pigeon.request("POST", "/api/v1/app", { name: "n", uid: "app_fake" }),
+      400,
+      "invalid_uid",
+    );
+    await expectError(
+      await pigeon.request("PATCH", `/api/v1/app/${appId}`, { uid: "app_fake" }),
+      400,
+      "invalid_uid",
+    );
+    await expectError(
+      await pigeon.request("PUT", `/api/v1/app/${appId}`, { name: "A", uid: "app_fake" }),
+      400,
+      "invalid_uid",
+    );
+    expect(
+      ((await (await pigeon.request("GET", `/api/v1/app/${appId}`)).json()) as { uid: string }).uid,
+    ).toBe("taken");
+  });
+
+  it("PATCH of an event type takes any subset of its fields (Svix's EventTypePatch has none required)", async () => {
+    expect(
+      (await pigeon.request("POST", "/api/v1/event-type", { name: "patch.me", description: "d" })).status,
+    ).toBe(201);
+    const patched = await pigeon.request("PATCH", "/api/v1/event-type/patch.me", { archived: true });
+    expect(patched.status).toBe(200);
+    expect(await patched.json()).toMatchObject({ name: "patch.me", description: "d", archived: true });
+    // PUT still replaces the whole event type, so it still needs its description.
+    await expectError(
+      await pigeon.request("PUT", "/api/v1/event-type/patch.me", { archived: false }),
+      422,
+      "validation_error",
+      "description",
+    );
+  });
+
   it("an invalid JSON Schema on an event type → 422", async () => {
     await expectError(
       await pigeon.request("POST", "/api/v1/event-type", {

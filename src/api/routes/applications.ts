@@ -15,7 +15,14 @@ function rateLimitOf(body: Partial<AppIn>): number | null | undefined {
   return body.rateLimit !== undefined ? body.rateLimit : body.throttleRate;
 }
 
+/** Every write of an application's uid (create, PUT, PATCH) refuses the prefix its ids carry. */
+function refuseIdLikeUid(uid: string | null | undefined): void {
+  if (uid?.startsWith("app_"))
+    throw errors.badRequest("A uid must not start with 'app_': that prefix is for ids.", "invalid_uid");
+}
+
 export function applyAppInput(app: Application, body: Partial<AppIn>, now: number): Application {
+  refuseIdLikeUid(body.uid);
   const rate = rateLimitOf(body);
   return {
     ...app,
@@ -40,8 +47,6 @@ export async function createApplication(engine: PigeonEngine, body: AppIn): Prom
     createdAt: now,
     updatedAt: now,
   };
-  if (body.uid?.startsWith("app_"))
-    throw errors.badRequest("A uid must not start with 'app_': that prefix is for ids.", "invalid_uid");
   return engine.store.createApplication(applyAppInput(blank, body, now));
 }
 

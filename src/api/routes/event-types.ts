@@ -5,7 +5,7 @@ import type { PigeonEngine } from "../../engine.js";
 import type { EventType } from "../../store/types.js";
 import { boolQuery, pageQuery } from "../query.js";
 import type { RouteSpec } from "../router.js";
-import { EventTypeIn, EventTypeOut, EventTypeUpdate, ListResponse } from "../schemas.js";
+import { EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse } from "../schemas.js";
 import { eventTypeOut, pageOut } from "../serializers.js";
 
 type EtIn = Static<typeof EventTypeIn>;
@@ -122,7 +122,7 @@ export function eventTypeRoutes(engine: PigeonEngine): RouteSpec[] {
       operationId: "v1.event-type.patch",
       summary: "Partially update an event type",
       tag,
-      body: EventTypeUpdate,
+      body: EventTypePatch,
       response: { status: 200, schema: EventTypeOut },
       handler: async ({ params, body }) => {
         const et = await requireEventType(engine, params.event_type_name!);
