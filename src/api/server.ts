@@ -67,6 +67,14 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
     },
   });
   const bodyLimit = engine.config.maxPayloadBytes + ENVELOPE_BYTES;
+  /**
+   * Requests with an Idempotency-Key being handled now, by scope and key: a second request with the
+   * same key waits for the first and then replays its stored answer. Without this, a client's retry
+   * arriving while the first attempt was still being handled (the usual timeout-and-retry) passed
+   * the lookup too, and created the message again. Within this process only: API processes sharing
+   * a PostgreSQL database can still race each other here.
+   */
+  const idempotentInFlight = new Map<string, Promise<void>>();
 
   async function run(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL;
@@ -86,7 +94,38 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
 
     const idempotencyKey = req.method === "POST" ? req.headers["idempotency-key"] : undefined;
     const scope = `${url.pathname}`;
-    if (typeof idempotencyKey === "string" && idempotencyKey.length > 0) {
+    if (typeof idempotencyKey !== "string" || idempotencyKey.length === 0) {
+      await handle(req, res, route, url, match.params, undefined, scope);
+      return;
+    }
+    const slot = `${scope}\u0000${idempotencyKey}`;
+    for (let running = idempotentInFlight.get(slot); running; running = idempotentInFlight.get(slot))
+      await running;
+    let finished: () => void = () => {};
+    idempotentInFlight.set(
+      slot,
+      new Promise<void>((resolve) => {
+        finished = resolve;
+      }),
+    );
+    try {
+      await handle(req, res, route, url, match.params, idempotencyKey, scope);
+    } finally {
+      idempotentInFlight.delete(slot);
+      finished();
+    }
+  }
+
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: CompiledRoute,
+    url: URL,
+    params: Record<string, string>,
+    idempotencyKey: string | undefined,
+    scope: string,
+  ): Promise<void> {
+    if (idempotencyKey !== undefined) {
       const stored = await engine.store.getIdempotentResponse(
         scope,
         idempotencyKey,
@@ -112,11 +151,11 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
     } else {
       req.resume();
     }
-    const ctx: RequestContext = { req, res, params: match.params, query: url.searchParams, body, rawBody };
+    const ctx: RequestContext = { req, res, params, query: url.searchParams, body, rawBody };
     const result = await route.handler(ctx);
     if (!result) return;
     const text = result.body === undefined ? "" : JSON.stringify(result.body);
-    if (typeof idempotencyKey === "string" && idempotencyKey.length > 0 && result.status < 300) {
+    if (idempotencyKey !== undefined && result.status < 300) {
       await engine.store.putIdempotentResponse(
         scope,
         idempotencyKey,
