@@ -7,7 +7,12 @@ function invalid(name: string, msg: string) {
   return errors.validation([{ loc: ["query", name], msg, type: "value_error" }]);
 }
 
-export function pageQuery(query: URLSearchParams): PageQuery {
+/**
+ * `keysMayStartWithDash`: the list's iterator is a key that may itself start with '-' (event-type
+ * names), so a leading '-' cannot mark a prevIterator there: read as one, the iterator "-a" of a
+ * type named "-a" asked for the first page again, and a client paging on never finished.
+ */
+export function pageQuery(query: URLSearchParams, keysMayStartWithDash = false): PageQuery {
   const raw = query.get("limit");
   let limit = 50;
   if (raw !== null) {
@@ -17,7 +22,7 @@ export function pageQuery(query: URLSearchParams): PageQuery {
   }
   const iterator = query.get("iterator") ?? undefined;
   // Backwards iteration (a prevIterator, "-id") is not supported: treat it as the first page.
-  return { limit, iterator: iterator?.startsWith("-") ? undefined : iterator };
+  return { limit, iterator: iterator?.startsWith("-") && !keysMayStartWithDash ? undefined : iterator };
 }
 
 export function dateQuery(query: URLSearchParams, name: string): number | undefined {

@@ -60,7 +60,10 @@ export function eventTypeRoutes(engine: PigeonEngine): RouteSpec[] {
       handler: async ({ query }) => ({
         status: 200,
         body: pageOut(
-          await engine.store.listEventTypes(pageQuery(query), boolQuery(query, "include_archived", false)),
+          await engine.store.listEventTypes(
+            pageQuery(query, true),
+            boolQuery(query, "include_archived", false),
+          ),
           eventTypeOut,
         ),
       }),
