@@ -399,6 +399,21 @@ describe("bad input", () => {
     );
   });
 
+  it("a send that created its application under a uid of its own can be sent again", async () => {
+    const send = (n: number) =>
+      pigeon.request("POST", "/api/v1/app/sent-again-path/msg", {
+        eventType: "a.b",
+        payload: { n },
+        application: { name: "Made on the fly", uid: "sent-again-own" },
+      });
+    expect((await send(1)).status).toBe(202);
+    expect((await send(2)).status).toBe(202);
+    const listed = (await (await pigeon.request("GET", "/api/v1/app/sent-again-own/msg")).json()) as {
+      data: unknown[];
+    };
+    expect(listed.data).toHaveLength(2);
+  });
+
   it("an invalid JSON Schema on an event type → 422", async () => {
     await expectError(
       await pigeon.request("POST", "/api/v1/event-type", {

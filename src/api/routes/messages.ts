@@ -84,6 +84,13 @@ const UID = new RegExp(UID_PATTERN);
  */
 async function createAppForMessage(engine: PigeonEngine, appId: string, input: MsgIn): Promise<Application> {
   if (!input.application) throw errors.notFound("Application", appId);
+  // Created by an earlier send with its own uid (not the path's): that application is the one
+  // meant, as Svix ignores `application` once the application exists. The retry of such a send
+  // was a 409 "uid already exists" before.
+  if (input.application.uid) {
+    const existing = await engine.store.getApplication(input.application.uid);
+    if (existing) return existing;
+  }
   const uid = input.application.uid ?? appId;
   if (uid.length > UID_MAX_LENGTH || !UID.test(uid)) {
     throw errors.validation([
