@@ -8,6 +8,7 @@ import { answerHandshake, verifyInbound } from "./providers/index.js";
 import { toInboundRequest } from "./providers/request.js";
 import { providerOptions } from "./source-options.js";
 import type { Handoff, InboxStore, OutcomeCarry } from "./store/inbox-store.js";
+import { UnsyncedCommitError } from "./store/wal-sync.js";
 import type { ClaimedItem, InsertOutcome, NewInboxItem, Source } from "./types.js";
 
 /**
@@ -72,9 +73,7 @@ export class Intake {
     private readonly clock: Clock,
     processor: IntakeLink,
   ) {
-    this.commit = new GroupCommit(async (items) => {
-      // The processor may take new items in the insert itself (see InboxProcessor).
-      const outcomes = await store.insertItems(items, processor.handoff(), processor.carry());
+    const settle = (outcomes: InsertOutcome[]): void => {
       const claims: ClaimedItem[] = [];
       let queued = false;
       for (const outcome of outcomes) {
@@ -84,6 +83,20 @@ export class Intake {
       }
       processor.adopt(claims);
       if (queued) processor.noteBacklog();
+    };
+    this.commit = new GroupCommit(async (items) => {
+      let outcomes: InsertOutcome[];
+      try {
+        // The processor may take new items in the insert itself (see InboxProcessor).
+        outcomes = await store.insertItems(items, processor.handoff(), processor.carry());
+      } catch (error) {
+        // Committed, not confirmed on disk: the requests still get their 503, but what the
+        // processor took is handed on as usual (a resend is then a duplicate of it), and what it
+        // did not take is a backlog, as after any insert.
+        if (error instanceof UnsyncedCommitError) settle(error.outcomes);
+        throw error;
+      }
+      settle(outcomes);
       return outcomes;
     });
   }

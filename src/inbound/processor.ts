@@ -118,6 +118,12 @@ export class InboxProcessor {
   private running = false;
   private claiming = false;
   private claimAgain = false;
+  /**
+   * Counts freed slots and keys (finish, release). A claim compares it before and after: what
+   * was freed while it ran may let it take items it had to pass over, and the wake that freeing
+   * asked for was dropped, since the claim had cleared the backlog before its query.
+   */
+  private freed = 0;
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
   /** The intake, whose insert of this turn may record pending outcomes (see carry). */
@@ -134,6 +140,9 @@ export class InboxProcessor {
   private backlog = true;
   /** A claim query is between deciding what it may take and holding what it took. */
   private claimPending = false;
+  /** Settles when stop() begins: timed-out handlers are then no longer waited for (see process). */
+  private stopping: Promise<void> = new Promise(() => undefined);
+  private signalStop: () => void = () => undefined;
 
   constructor(
     private readonly deps: ProcessorDeps,
@@ -301,12 +310,16 @@ export class InboxProcessor {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopping = new Promise((resolve) => {
+      this.signalStop = resolve;
+    });
     this.wake();
   }
 
   /** Stops claiming, lets running handlers finish, records them, and gives back what never started. */
   async stop(): Promise<void> {
     this.running = false;
+    this.signalStop();
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     await this.claimLoopDone;
     const unstarted = [...this.waitingForSlot.keys()];
@@ -344,6 +357,12 @@ export class InboxProcessor {
       } while (this.claimAgain && this.running);
     } catch (error) {
       console.error("pigeon: inbox claim failed; retrying at the next poll", error);
+      // claimOnce cleared the wake timer and maybe the backlog before it failed (reading the
+      // sources, the claim query, nextDueAt): without both, nothing would claim again. Items may
+      // be waiting in the store, so new ones queue behind them until a claim succeeds.
+      this.backlog = true;
+      const now = this.deps.clock.now();
+      this.armWake(now, now + this.options.pollIntervalMs);
     } finally {
       this.claiming = false;
     }
@@ -353,9 +372,11 @@ export class InboxProcessor {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = undefined;
     if (!this.running) return;
-    const room = this.globalRoom();
     const now = this.deps.clock.now();
     const sources = await this.deps.sources();
+    // From here to the claim query the caps and busy keys are read without a pause.
+    const freedBefore = this.freed;
+    const room = this.globalRoom();
     const allowed = this.deps.consumableSourceIds(sources);
     const consumable = allowed === null ? null : new Set(allowed);
     this.snapshot = new Map(
@@ -368,8 +389,14 @@ export class InboxProcessor {
         },
       ]),
     );
-    // At the global cap, the next flush wakes us; with nothing to hand items to, only the poll.
-    if (room <= 0) return;
+    // At the global cap, the next flush wakes us, as a backlog (a retry whose timer fired here
+    // is waiting, and new items must queue behind it); the poll too, in case none is pending.
+    // With nothing to hand items to, only the poll.
+    if (room <= 0) {
+      this.backlog = true;
+      this.armWake(now, now + this.options.pollIntervalMs);
+      return;
+    }
     if (allowed !== null && allowed.length === 0) {
       this.armWake(now, now + this.options.pollIntervalMs);
       return;
@@ -456,7 +483,17 @@ export class InboxProcessor {
     // Sleep until the earliest retry or rate slot, at most one poll interval.
     const due = await this.deps.store.nextDueAt(allowed);
     // Due items that could not be taken (caps, busy keys) are a backlog new items must queue behind.
-    if (due !== undefined && due <= now) this.backlog = true;
+    if (due !== undefined && due <= now) {
+      this.backlog = true;
+      if (this.freed !== freedBefore) {
+        // A slot or key freed while the claim ran (an outcome committed, say) and its wake was
+        // lost: claim again now rather than at the poll, or an ordering key would move one item
+        // per poll interval. Only with something due left behind, so the handoff path stays
+        // free of claims.
+        this.claimAgain = true;
+        return;
+      }
+    }
     let at = now + this.options.pollIntervalMs;
     if (due !== undefined && due > now) at = Math.min(at, due);
     if (rateWakeAt !== undefined) at = Math.min(at, rateWakeAt);
@@ -513,6 +550,7 @@ export class InboxProcessor {
     held.finished = true;
     bump(this.activeBySource, held.sourceId, -1);
     this.active--;
+    this.freed++;
     this.startAllQueued();
   }
 
@@ -530,6 +568,7 @@ export class InboxProcessor {
     this.held.delete(id);
     bump(this.heldBySource, held.sourceId, -1);
     if (held.key !== null) this.busyKeys.delete(held.key);
+    this.freed++;
     this.startAllQueued();
   }
 
@@ -573,8 +612,10 @@ export class InboxProcessor {
       return;
     }
     const attempt = item.attempts + 1;
+    let work: Promise<void> | undefined;
     try {
-      await this.withTimeout(this.deps.consume(item, source, { attempt, stale }), settings.handlerTimeoutMs);
+      work = this.deps.consume(item, source, { attempt, stale });
+      await this.withTimeout(work, settings.handlerTimeoutMs);
       const mark =
         !stale && item.orderingKey !== null && item.eventTime !== null
           ? { key: item.orderingKey, eventTime: item.eventTime }
@@ -582,12 +623,20 @@ export class InboxProcessor {
       this.record({ ...base, result: "processed", stale, ...(mark ? { mark } : {}) });
     } catch (error) {
       const message = errorText(error);
+      let outcome: ItemOutcome;
       if (error instanceof NonRetryableError || attempt >= settings.maxAttempts) {
-        this.record({ ...base, result: "failed", error: message });
+        outcome = { ...base, result: "failed", error: message };
       } else {
         const nextAttemptAt = this.deps.clock.now() + retryDelayMs(attempt, settings);
-        this.record({ ...base, result: "retry", nextAttemptAt, error: message });
+        outcome = { ...base, result: "retry", nextAttemptAt, error: message };
       }
+      // The timeout only stops waiting: the handler goes on running. Recording frees its slot and
+      // lets its retry come due, so until the handler settles that would exceed the cap and could
+      // run the item twice at once. Its outcome is the timeout's all the same. Once stopping,
+      // nothing new starts, and stop() must not wait for a handler that may never settle.
+      if (error instanceof HandlerTimeout && work)
+        await Promise.race([work.catch(() => undefined), this.stopping]);
+      this.record(outcome);
     }
   }
 

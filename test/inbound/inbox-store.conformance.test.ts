@@ -229,6 +229,28 @@ describeBackends("InboxStore conformance", (backend) => {
     expect(await store.claimItems(claim({ now: T0 + 1 }))).toHaveLength(1);
   });
 
+  it("offers a batch's items to the handoff in arrival order, not event-id order", async () => {
+    // Like the processor: one item per ordering key.
+    const keys = new Set<string>();
+    const handoff = {
+      leaseUntil: T0 + 30_000,
+      take: (i: NewInboxItem) => {
+        if (keys.has(i.orderingKey!)) return false;
+        keys.add(i.orderingKey!);
+        return true;
+      },
+      untake: () => undefined,
+    };
+    const first = item("src_a", { eventId: "evt_zzz", orderingKey: "k", eventTime: 1000 });
+    const second = item("src_a", { eventId: "evt_aaa", orderingKey: "k", eventTime: 2000 });
+    // Before, on PostgreSQL, `second` was taken (its event id sorts first) and `first` then stale.
+    const outcomes = await store.insertItems([first, second], handoff);
+    expect(outcomes.map((o) => (o.status === "received" && o.claimed ? o.claimed.item.id : null))).toEqual([
+      first.id,
+      null,
+    ]);
+  });
+
   it("records outcomes carried by an insert, and says when they are committed", async () => {
     const handoff = { leaseUntil: T0 + 30_000, take: () => true, untake: () => undefined };
     const [done, again] = [item("src_a", { orderingKey: "k", eventTime: 5 }), item("src_a")];
@@ -273,16 +295,17 @@ describeBackends("InboxStore conformance", (backend) => {
       await store.insertItems([held], handoff);
       const settled: unknown[] = [];
       const fresh = item("src_a");
-      // A mark for a source that does not exist breaks the foreign key.
+      // A mark without a key breaks the table's NOT NULL. (A mark of a deleted source no longer
+      // fails: it is skipped, see "…ordering mark of a source deleted mid-flight…".)
       const outcomes = await store.insertItems([fresh], undefined, {
         outcomes: [
           { id: held.id, sourceId: "src_a", result: "processed", stale: false },
           {
             id: held.id,
-            sourceId: "src_gone",
+            sourceId: "src_a",
             result: "processed",
             stale: false,
-            mark: { key: "k", eventTime: 1 },
+            mark: { key: null as unknown as string, eventTime: 1 },
           },
         ],
         now: T0 + 1,
@@ -450,6 +473,20 @@ describeBackends("InboxStore conformance", (backend) => {
     expect(only.map((c) => `${c.item.sourceId}:${c.item.orderingKey}`)).toEqual(["src_a:k3"]);
   });
 
+  it("takes a key's items in arrival order after a worker died holding the older one", async () => {
+    // A worker took k1 at intake (leased until T0 + 1000) and died; k2 of the same key came after.
+    const k1 = item("src_a", { orderingKey: "k", eventTime: 1000, receivedAt: T0 });
+    await store.insertItems([k1], { leaseUntil: T0 + 1000, take: () => true, untake: () => undefined });
+    const k2 = item("src_a", { orderingKey: "k", eventTime: 2000, receivedAt: T0 + 1 });
+    await store.insertItems([k2]);
+    // Before: SQLite took k2 at once (the dead worker's lease was nobody's busy key), and both
+    // backends took k2 first at the lease end (due at its receipt, k1 at its lease end); k1 was
+    // then stale behind it, never handled.
+    expect(await store.claimItems(claim({ now: T0 + 5 }))).toEqual([]);
+    const taken = await store.claimItems(claim({ now: T0 + 1001 }));
+    expect(taken.map((c) => c.item.id)).toEqual([k1.id]);
+  });
+
   it("looks past due items it may not take for ones it may, even with a small batch", async () => {
     // The oldest due items belong to a source with room for one, and to a busy key: a claim of
     // three must still reach the takeable items behind them.
@@ -508,6 +545,26 @@ describeBackends("InboxStore conformance", (backend) => {
       attempts: 1,
       lastError: "boom",
     });
+  });
+
+  it("records a batch holding the ordering mark of a source deleted mid-flight, without the mark", async () => {
+    await store.insertItems([
+      item("src_a", { orderingKey: "k", eventTime: 500, receivedAt: T0 }),
+      item("src_b", { receivedAt: T0 + 1 }),
+    ]);
+    const [a, b] = (await store.claimItems(claim({ now: T0 + 10 }))).map((x) => x.item.id);
+    await store.deleteSource("src_a");
+    // Before, on SQLite, the mark's foreign key failed the whole batch: src_b's item stayed in
+    // processing and ran again once its lease ended.
+    await store.completeItems(
+      [
+        { id: a!, sourceId: "src_a", result: "processed", stale: false, mark: { key: "k", eventTime: 500 } },
+        { id: b!, sourceId: "src_b", result: "processed", stale: false },
+      ],
+      T0 + 20,
+    );
+    expect(await store.getItem("src_b", b!)).toMatchObject({ status: "processed", attempts: 1 });
+    expect(await store.getItem("src_a", a!)).toBeUndefined();
   });
 
   it("marks items stale, raises ordering marks, never lowers them, and reports them on claim", async () => {

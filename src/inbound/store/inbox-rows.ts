@@ -214,12 +214,22 @@ export function handedOff(item: NewInboxItem, leaseUntil: number, mark: Row | un
 /**
  * What a claim may take of its due candidate rows (oldest first): none the caller holds, no more
  * per source than its room, at most one item per ordering key and none of a busy key, at most
- * `limit` in all. Returns the picked ids with the newest processed event time of their keys.
+ * `limit` in all. Of a key, only its first-arrived candidate (lowest id): a leased item is due at
+ * its lease end, so after a crash or a lease end it sorts behind newer items of its key, and
+ * taking one of those first had the older, acknowledged item judged stale and never handled.
+ * Returns the picked ids with the newest processed event time of their keys.
  */
 export function pickClaimable(candidates: readonly Row[], claim: InboxClaim): Map<string, number | null> {
   const busy = new Set(claim.busyKeys);
   const held = new Set(claim.heldIds);
   const room = new Map(Object.entries(claim.roomBySource));
+  const firstOfKey = new Map<string, string>();
+  for (const row of candidates) {
+    if (row.ordering_key === null) continue;
+    const key = keyOf(String(row.source_id), String(row.ordering_key));
+    const first = firstOfKey.get(key);
+    if (first === undefined || String(row.id) < first) firstOfKey.set(key, String(row.id));
+  }
   const picked = new Map<string, number | null>();
   for (const row of candidates) {
     if (picked.size >= claim.limit) break;
@@ -229,7 +239,7 @@ export function pickClaimable(candidates: readonly Row[], claim: InboxClaim): Ma
     if (left !== undefined && left <= 0) continue;
     if (row.ordering_key !== null) {
       const key = keyOf(sourceId, String(row.ordering_key));
-      if (busy.has(key)) continue;
+      if (busy.has(key) || firstOfKey.get(key) !== String(row.id)) continue;
       busy.add(key);
     }
     if (left !== undefined) room.set(sourceId, left - 1);

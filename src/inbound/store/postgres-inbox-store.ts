@@ -280,8 +280,8 @@ export class PostgresInboxStore implements InboxStore {
   /**
    * First copies in one statement (INSERT_FIRST_COPIES); what it did not insert (a duplicate, or
    * a source deleted meanwhile) is then written item by item as before, in the same order. The
-   * processor's handoff is asked about every item first, in that order, and an item that turns out
-   * not to be new is given back.
+   * processor's handoff is asked about every item first, in the batch's (arrival) order, and an
+   * item that turns out not to be new is given back.
    */
   private async insertBatch(
     client: pg.PoolClient,
@@ -289,15 +289,19 @@ export class PostgresInboxStore implements InboxStore {
     handoff: Handoff | undefined,
     taken: string[],
   ): Promise<InsertOutcome[]> {
-    const order = lockOrder(items);
+    // Asked in arrival order, as on SQLite: of two items of one ordering key the processor takes
+    // the one that came first. In lock order (by event id) it could take the later one, and the
+    // earlier, acknowledged one was then judged stale behind it and never handled.
     const takes = new Set<string>();
+    for (const item of items) {
+      if (!(handoff?.take(item) ?? false)) continue;
+      taken.push(item.id);
+      takes.add(item.id);
+    }
+    const order = lockOrder(items);
     const rows = order.map((i) => {
       const item = items[i]!;
-      const take = handoff?.take(item) ?? false;
-      if (take) {
-        taken.push(item.id);
-        takes.add(item.id);
-      }
+      const take = takes.has(item.id);
       const nextAttemptAt = take ? handoff!.leaseUntil : item.receivedAt;
       const status = take ? "processing" : "received";
       return itemParams(item, JSON.stringify(item.headers), status, item.eventId, null, nextAttemptAt);

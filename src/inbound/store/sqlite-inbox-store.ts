@@ -22,16 +22,17 @@ import {
   sourceStatsFromRows,
   sourceToRow,
 } from "./inbox-rows.js";
-import type {
-  Handoff,
-  InboxClaim,
-  InboxQuery,
-  InboxStore,
-  OutcomeCarry,
-  SourceStats,
-  VerifyFailureTally,
+import {
+  type Handoff,
+  type InboxClaim,
+  type InboxQuery,
+  type InboxStore,
+  keyOf,
+  type OutcomeCarry,
+  type SourceStats,
+  type VerifyFailureTally,
 } from "./inbox-store.js";
-import { WalSync } from "./wal-sync.js";
+import { UnsyncedCommitError, WalSync } from "./wal-sync.js";
 
 function errorCode(error: unknown): string | undefined {
   return (error as { code?: string } | null)?.code;
@@ -257,7 +258,15 @@ export class SqliteInboxStore implements InboxStore {
     if (carried?.ok) carry?.recorded();
     else if (carried) carry?.failed(carried.error);
     // A new item's 2xx waits for its frames to be on disk.
-    if (items.length > 0) await this.walSync?.sync();
+    if (items.length > 0) {
+      try {
+        await this.walSync?.sync();
+      } catch (error) {
+        // Past the commit: the items the handoff took are stored as taken, and must not be lost
+        // to the processor with the rejection (see UnsyncedCommitError).
+        throw new UnsyncedCommitError(inserted, error);
+      }
+    }
     return inserted;
   }
 
@@ -347,15 +356,26 @@ export class SqliteInboxStore implements InboxStore {
           ...params,
         );
       };
-      // One process owns a SQLite file, so what the caller holds is all that is in flight: take
-      // no more per source than its cap leaves room for, and one item per ordering key.
+      // One process owns a SQLite file, so what the caller holds is all that is in flight (but for
+      // what a process that died left leased: see below): take no more per source than its cap
+      // leaves room for, and one item per ordering key.
+      // Keys under a live lease are busy too, held by the caller or not: a dead process's items
+      // stay leased until their lease ends, and a newer item of such a key must wait for the
+      // older one (PostgreSQL's claim checks the same in its query).
+      const pick = (candidates: Row[]) => {
+        const leased = this.leasedKeys(candidates, claim.now);
+        return pickClaimable(
+          candidates,
+          leased.length === 0 ? claim : { ...claim, busyKeys: [...claim.busyKeys, ...leased] },
+        );
+      };
       // Usually the first `limit` due rows are all takeable (one source with room, no busy keys):
       // read just those. Only when some had to be passed over, read further, up to four times as
       // many, so a full source or a busy key cannot hide what stands behind it.
       const first = readCandidates(claim.limit);
-      let newest = pickClaimable(first, claim);
+      let newest = pick(first);
       if (newest.size < claim.limit && first.length === claim.limit)
-        newest = pickClaimable(readCandidates(claim.limit * 4), claim);
+        newest = pick(readCandidates(claim.limit * 4));
       if (newest.size === 0) return [];
       const ids = JSON.stringify([...newest.keys()]);
       this.run(
@@ -373,6 +393,26 @@ export class SqliteInboxStore implements InboxStore {
         return { item, newestProcessedTime: newest.get(item.id) ?? null };
       });
     });
+  }
+
+  /**
+   * The ordering keys, in the candidates' sources, of items in processing under a live lease (the
+   * caller's own, and any a dead process left). A query only when candidates have keys, and a
+   * small one: a source's processing items are what is in flight, found via inbox_source_status.
+   * (As a NOT EXISTS in the candidate query, every claim would test each due item of a busy key's
+   * backlog before reaching its LIMIT.)
+   */
+  private leasedKeys(candidates: readonly Row[], now: number): string[] {
+    const sources = new Set<string>();
+    for (const row of candidates) if (row.ordering_key !== null) sources.add(String(row.source_id));
+    if (sources.size === 0) return [];
+    return this.all(
+      `SELECT DISTINCT source_id, ordering_key FROM inbox_items
+         WHERE source_id IN (SELECT value FROM json_each(?)) AND status = 'processing'
+           AND ordering_key IS NOT NULL AND next_attempt_at > ?`,
+      JSON.stringify([...sources]),
+      now,
+    ).map((row) => keyOf(String(row.source_id), String(row.ordering_key)));
   }
 
   /**
@@ -395,9 +435,13 @@ export class SqliteInboxStore implements InboxStore {
         case "processed":
           processed[o.stale ? 1 : 0].push(o.id);
           if (o.mark) {
+            // The source may be gone (deleted mid-flight): then there is no mark to keep, and its
+            // foreign key failed the whole batch, other sources' items then handled again at their
+            // lease end. Guarded as on PostgreSQL; a WHERE is also what lets SQLite parse the
+            // ON CONFLICT after a SELECT.
             this.run(
               `INSERT INTO inbound_order_marks (source_id, ordering_key, newest_event_time, item_id)
-                 VALUES (?, ?, ?, ?)
+                 SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM inbound_sources WHERE id = ?)
                  ON CONFLICT (source_id, ordering_key) DO UPDATE SET
                    newest_event_time = excluded.newest_event_time, item_id = excluded.item_id
                  WHERE excluded.newest_event_time > inbound_order_marks.newest_event_time`,
@@ -405,6 +449,7 @@ export class SqliteInboxStore implements InboxStore {
               o.mark.key,
               o.mark.eventTime,
               o.id,
+              o.sourceId,
             );
           }
           break;

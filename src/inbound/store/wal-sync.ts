@@ -1,4 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
+import type { InsertOutcome } from "../types.js";
 
 /**
  * Makes committed WAL frames durable without blocking the event loop.
@@ -64,5 +65,24 @@ export class WalSync {
     });
     const handle = await this.handle;
     await handle?.sync();
+  }
+}
+
+/**
+ * A write was committed but its fsync failed, so it is not known to be on disk: its requests must
+ * not be answered 2xx. Still, the commit happened (a crash of the process keeps it), and items the
+ * processor took in it are stored under its lease and counted as its own: `outcomes` (what the
+ * write would have returned) lets the caller hand those on, where dropping them held their slots
+ * and ordering keys for ever.
+ */
+export class UnsyncedCommitError extends Error {
+  constructor(
+    readonly outcomes: InsertOutcome[],
+    cause: unknown,
+  ) {
+    super(`committed, but the WAL fsync failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = "UnsyncedCommitError";
   }
 }
