@@ -718,15 +718,21 @@ export class Dispatcher {
     const again = this.sendAgain.get(deliveryId);
     if (!again) return;
     this.sendAgain.delete(deliveryId);
-    if (!this.running) {
-      // Shutting down: put it back in the store as due, for whoever runs next.
+    // The claim that found it queued again leased it to this worker again, so the outcome just
+    // recorded set the row's state (the store cannot tell that lease from the first) and the
+    // requeue is gone from the row. Queue it again in the store rather than sending it from here:
+    // an outcome sets a row's state only while the row is still leased (completeDeliveries), so
+    // a send from here would have its outcome (a failure to retry) ignored. Claimed as usual, it
+    // is sent once more.
+    try {
       await this.store.requeueDelivery(again.delivery, this.clock.now());
+    } catch (error) {
+      // Not thrown on: the rest of the batch still has to be let go of (flush).
+      console.error("pigeon: re-queueing a resent delivery failed", error);
       return;
     }
-    this.owned.add(deliveryId);
-    const queue = this.queueFor(again.endpoint);
-    queue.waiting.push(again);
-    this.pump(queue);
+    // Shutting down: it stays due, for whoever runs next.
+    if (this.running) this.requestClaim();
   }
 
   /** Writes buffered outcomes; one flush at a time, so their order on disk is their order here. */

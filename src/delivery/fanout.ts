@@ -27,6 +27,10 @@ export function endpointWants(endpoint: Endpoint, message: Pick<Message, "eventT
 /**
  * One delivery per endpoint that wants the message. An endpoint still waiting for its
  * registration handshake gets a `held` delivery: kept, not sent, released when it verifies.
+ * The status here is only the plan, from the endpoints as read before publishing: the store
+ * decides held or pending again from each endpoint as it is at the insert (Store.createMessage),
+ * since the handshake may verify the endpoint (or a URL change make it pending) in between, and a
+ * held row written after the release would never be released.
  */
 export function planDeliveries(message: Message, endpoints: Endpoint[], now: number): Delivery[] {
   return endpoints

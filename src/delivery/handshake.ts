@@ -33,6 +33,10 @@ export function answerEchoesChallenge(body: string, challenge: string): boolean 
 export class Handshaker {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /**
+   * Handshakes in flight, by endpoint and URL: a URL change during the old URL's handshake must
+   * not refuse the new URL's as "already in progress" (nothing would ever challenge it again).
+   */
   private readonly inProgress = new Set<string>();
 
   constructor(
@@ -57,23 +61,34 @@ export class Handshaker {
 
   /** Try now (new endpoint, or the re-verify API); the result is also recorded for the poller. */
   async verify(endpoint: Endpoint, options: { retry: boolean } = { retry: true }): Promise<HandshakeResult> {
-    if (this.inProgress.has(endpoint.id))
-      return { verified: false, reason: "a handshake is already in progress" };
-    this.inProgress.add(endpoint.id);
+    const key = `${endpoint.id} ${endpoint.url}`;
+    if (this.inProgress.has(key)) return { verified: false, reason: "a handshake is already in progress" };
+    this.inProgress.add(key);
     try {
       const result = await this.challenge(endpoint);
       const now = this.clock.now();
       if (result.verified) {
-        await this.store.markEndpointVerified(endpoint.id, now);
+        // Verifies the URL that answered, and only while the endpoint still has it: one changed
+        // meanwhile has a handshake of its own (started with the change) to pass.
+        const released = await this.store.markEndpointVerified(endpoint.id, endpoint.url, now);
+        if (released === undefined)
+          return { verified: false, reason: "the endpoint's URL changed during the handshake" };
         this.onVerified(endpoint.id);
       } else {
         const attempts = endpoint.handshakeAttempts + 1;
         const delay = options.retry ? this.retry.nextDelayMs(attempts) : undefined;
-        await this.store.scheduleHandshake(endpoint.id, attempts, delay === undefined ? null : now + delay);
+        // Recorded only while the endpoint has this URL: an old URL's failure must not push back
+        // or stop the new URL's handshake.
+        await this.store.scheduleHandshake(
+          endpoint.id,
+          attempts,
+          delay === undefined ? null : now + delay,
+          endpoint.url,
+        );
       }
       return result;
     } finally {
-      this.inProgress.delete(endpoint.id);
+      this.inProgress.delete(key);
     }
   }
 

@@ -44,14 +44,28 @@ export interface Store {
   listEndpoints(appId: string, page: PageQuery): Promise<Page<Endpoint>>;
   /** Every enabled endpoint of an application; the fan-out reads this on each message. */
   listActiveEndpoints(appId: string): Promise<Endpoint[]>;
-  updateEndpoint(endpoint: Endpoint): Promise<Endpoint>;
+  /**
+   * `holdQueued`: the endpoint goes back to 'pending' (its URL changed under a required
+   * handshake), so its queued deliveries ('pending' rows) become 'held' in the same transaction.
+   * Rows already claimed ('sending') are in flight and cannot be recalled.
+   */
+  updateEndpoint(endpoint: Endpoint, options?: { holdQueued?: boolean }): Promise<Endpoint>;
   deleteEndpoint(appId: string, id: string): Promise<void>;
-  /** Marks a pending endpoint verified and releases its held deliveries in the same transaction. */
-  markEndpointVerified(endpointId: string, now: number): Promise<number>;
+  /**
+   * Records that `url` answered the handshake: if the endpoint still has that URL, marks it
+   * verified (active) and releases its held deliveries in the same transaction, returning how many.
+   * Returns undefined, changing nothing, when the endpoint is gone or its URL changed meanwhile
+   * (the new URL has a handshake of its own to pass).
+   */
+  markEndpointVerified(endpointId: string, url: string, now: number): Promise<number | undefined>;
   /** Endpoints still pending their handshake whose next try is due by `dueBy`. */
   listEndpointsDueForHandshake(dueBy: number, limit: number): Promise<Endpoint[]>;
-  /** Records a failed handshake try and when to try again (null: stop trying until re-verify). */
-  scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void>;
+  /**
+   * Records a failed handshake try and when to try again (null: stop trying until re-verify).
+   * With `url`, only if the endpoint still has that URL: a try of an old URL must not push back
+   * or stop the handshake of the new one.
+   */
+  scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null, url?: string): Promise<void>;
 
   /**
    * What publishing a message reads, in one round trip where the backend is networked: the
@@ -60,7 +74,12 @@ export interface Store {
    */
   loadPublishContext(appIdOrUid: string, eventType: string): Promise<PublishContext>;
 
-  // Messages and their fan-out, written in one transaction.
+  // Messages.
+  /**
+   * A message and its fan-out, written in one transaction. A delivery given as 'pending' or
+   * 'held' is written 'held' if its endpoint is pending when written, else 'pending': the caller's
+   * choice came from an earlier read, which a handshake or a URL change may have overtaken.
+   */
   createMessage(message: Message, deliveries: Delivery[]): Promise<Message>;
   getMessage(appId: string, idOrEventId: string): Promise<Message | undefined>;
   listMessages(appId: string, query: MessageQuery): Promise<Page<Message>>;
@@ -81,9 +100,15 @@ export interface Store {
   /** Releases leases early (graceful shutdown) so another worker need not wait them out. */
   releaseDeliveries(ids: string[], now: number): Promise<void>;
   getDelivery(msgId: string, endpointId: string): Promise<Delivery | undefined>;
-  /** Queues a fresh attempt of an existing (message, endpoint) pair, creating the row if needed. */
+  /**
+   * Queues a fresh attempt of an existing (message, endpoint) pair, creating the row if needed;
+   * 'held' instead if the endpoint is pending (as for recoverFailedDeliveries).
+   */
   requeueDelivery(delivery: Delivery, now: number): Promise<void>;
-  /** Re-queues every failed delivery of the endpoint created since `since`; returns how many. */
+  /**
+   * Re-queues every failed delivery of the endpoint created since `since`; returns how many.
+   * They are 'held', not due, while the endpoint is pending its handshake.
+   */
   recoverFailedDeliveries(endpointId: string, since: number, now: number): Promise<number>;
   countDeliveriesByStatus(endpointId: string, since?: number): Promise<Record<Delivery["status"], number>>;
   /**
@@ -113,6 +138,7 @@ export interface MessageQuery extends PageQuery {
 }
 
 export interface AttemptQuery extends PageQuery {
+  /** Svix's MessageStatus: 0 success, 1 pending, 2 fail, 3 sending. */
   status?: number | undefined;
   endpointId?: string | undefined;
   before?: number | undefined;
@@ -183,4 +209,15 @@ export interface DeliveryOutcome {
   nextAttemptAt?: number;
   /** Set when this outcome disables the endpoint (410, or failing for too long). */
   disableEndpoint?: { reason: string };
+}
+
+/**
+ * The `succeeded` value of the recorded attempts with a given Svix status, or undefined for none:
+ * an attempt is recorded once it has finished, so it is a success (0) or a failure (2), never
+ * pending (1) or sending (3). Those filters matched failed attempts before.
+ */
+export function succeededForAttemptStatus(status: number): boolean | undefined {
+  if (status === 0) return true;
+  if (status === 2) return false;
+  return undefined;
 }

@@ -58,7 +58,11 @@ describeBackends("store: claiming deliveries", (backend) => {
     const late = await publish(ctx.store, app, [ep], {}, { nextAttemptAt: T0 - 10 });
     const early = await publish(ctx.store, app, [ep], {}, { nextAttemptAt: T0 - 20 });
     await publish(ctx.store, app, [ep], {}, { nextAttemptAt: T0 + 1 });
+    // Held: written while the endpoint was pending its handshake (the store decides at the write);
+    // a held row is never claimed, whatever the endpoint's status now.
+    await ctx.store.updateEndpoint({ ...ep, status: "pending" });
     await publish(ctx.store, app, [ep], {}, { status: "held", nextAttemptAt: T0 - 100 });
+    await ctx.store.updateEndpoint(ep);
     await publish(ctx.store, app, [ep], {}, { status: "succeeded", nextAttemptAt: T0 - 100 });
     await publish(ctx.store, app, [ep], {}, { status: "failed", nextAttemptAt: T0 - 100 });
 
@@ -180,7 +184,8 @@ describeBackends("store: claiming deliveries", (backend) => {
     const { app, eps } = await setup(ctx.store, 1);
     const ep = eps[0]!;
     expect(await ctx.store.nextDueAt()).toBeUndefined();
-    await publish(ctx.store, app, [ep], {}, { status: "held", nextAttemptAt: T0 - 100 });
+    const pendingEp = await ctx.store.createEndpoint(endpoint(app.id, { status: "pending" }));
+    await publish(ctx.store, app, [pendingEp], {}, { status: "held", nextAttemptAt: T0 - 100 });
     await publish(ctx.store, app, [ep], {}, { status: "failed", nextAttemptAt: T0 - 100 });
     await publish(ctx.store, app, [ep], {}, { status: "succeeded", nextAttemptAt: T0 - 100 });
     expect(await ctx.store.nextDueAt()).toBeUndefined();
@@ -199,7 +204,8 @@ describeBackends("store: completing deliveries", (backend) => {
     const { app, eps } = await setup(ctx.store, 1);
     const ep = eps[0]!;
     const [r, s, f, skipped] = await queue(ctx.store, app, ep, 4);
-    await ctx.store.claimDueDeliveries(claimAt(T0));
+    // All four claimed (they come due T0 … T0 + 3): an outcome is recorded for a claimed row.
+    await ctx.store.claimDueDeliveries(claimAt(T0 + 3));
     const now = T0 + 100;
     const ar = attempt(r!, { createdAt: now, errorCode: "timeout", responseStatusCode: 0 });
     const as = attempt(s!, {
@@ -239,6 +245,17 @@ describeBackends("store: completing deliveries", (backend) => {
     expect(await get(skipped!)).toMatchObject({ status: "failed", attempts: 0, lastError: null });
     for (const at of [ar, as, af]) expect(await ctx.store.getAttempt(at.msgId, at.id)).toEqual(at);
 
+    // Listed by status as Svix numbers it: 0 success, 2 fail; nothing recorded is pending (1) or
+    // sending (3), which both listed the failed attempts before.
+    const byStatus = async (status: number) =>
+      (await ctx.store.listAttemptsByEndpoint(app.id, ep.id, { limit: 50, status })).data
+        .map((a) => a.id)
+        .sort();
+    expect(await byStatus(0)).toEqual([as.id]);
+    expect(await byStatus(2)).toEqual([ar.id, af.id].sort());
+    expect(await byStatus(1)).toEqual([]);
+    expect(await byStatus(3)).toEqual([]);
+
     // The retry comes due again at its time, not before.
     expect(await ctx.store.claimDueDeliveries(claimAt(now + 4999))).toEqual([]);
     expect((await ctx.store.claimDueDeliveries(claimAt(now + 5000))).map((c) => c.delivery.id)).toEqual([
@@ -250,7 +267,7 @@ describeBackends("store: completing deliveries", (backend) => {
     const { app, eps } = await setup(ctx.store, 1);
     const ep = eps[0]!;
     const [nul, awkward, wide] = await queue(ctx.store, app, ep, 3);
-    await ctx.store.claimDueDeliveries(claimAt(T0));
+    await ctx.store.claimDueDeliveries(claimAt(T0 + 2));
     const now = T0 + 100;
     // A body is whatever the endpoint sent: quotes, backslashes, braces, JSON-looking escapes,
     // characters beyond the BMP and a NUL byte, which PostgreSQL text cannot hold.
@@ -497,6 +514,8 @@ describeBackends("store: requeue, recover, counts and send slots", (backend) => 
     await publish(ctx.store, app, [a], { createdAt: T0 - 10 }, { status: "failed" });
     await publish(ctx.store, app, [a, b], { createdAt: T0 }, { status: "pending" });
     await publish(ctx.store, app, [a], { createdAt: T0 + 10 }, { status: "succeeded" });
+    // Held: written once the endpoint is pending its handshake again.
+    await ctx.store.updateEndpoint({ ...a, status: "pending" });
     await publish(ctx.store, app, [a], { createdAt: T0 + 20 }, { status: "held" });
     expect(await ctx.store.countDeliveriesByStatus(a.id)).toEqual({
       ...zero,

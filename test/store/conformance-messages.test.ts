@@ -36,6 +36,8 @@ describeBackends("store: messages", (backend) => {
     const payload = '{ "z": 1,  "a": "ünïcödé ✓", "n": [1.50, 2e3] }';
     const msg = message(app.id, { eventId: "evt-1", payload, channels: ["eu"], tags: ["vip", "new"] });
     const da = delivery(msg, a);
+    // Held: b is pending its handshake, the only case the store writes a held row for.
+    await ctx.store.updateEndpoint({ ...b, status: "pending" });
     const db = delivery(msg, b, { status: "held", nextAttemptAt: T0 + 7 });
     expect(await ctx.store.createMessage(msg, [da, db])).toEqual(msg);
 

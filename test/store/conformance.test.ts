@@ -312,6 +312,17 @@ describeBackends("store: endpoints", (backend) => {
     await ctx.store.createEndpoint(kept);
     const { msg, deliveries } = await publish(ctx.store, app, [gone, kept]);
     const [onGone, onKept] = deliveries as [(typeof deliveries)[0], (typeof deliveries)[0]];
+    // In flight: claimed, as a worker's outcomes are for rows it holds.
+    expect(
+      await ctx.store.claimDueDeliveries({
+        now: T0,
+        limit: 10,
+        leaseUntil: T0 + 1000,
+        excludeEndpointIds: [],
+        endpointConcurrency: 10,
+        heldByEndpoint: {},
+      }),
+    ).toHaveLength(2);
     await ctx.store.deleteEndpoint(app.id, gone.id);
 
     const lost = attempt(onGone, { succeeded: true, responseStatusCode: 200, errorCode: null });
@@ -342,7 +353,7 @@ describeBackends("store: endpoints", (backend) => {
     const m3 = await publish(ctx.store, app, [other], {}, { nextAttemptAt: T0 + 50 });
 
     const now = T0 + 10_000;
-    expect(await ctx.store.markEndpointVerified(pending.id, now)).toBe(2);
+    expect(await ctx.store.markEndpointVerified(pending.id, pending.url, now)).toBe(2);
 
     const ep = await ctx.store.getEndpoint(app.id, pending.id);
     expect(ep).toMatchObject({
@@ -359,14 +370,20 @@ describeBackends("store: endpoints", (backend) => {
         updatedAt: now,
       });
     }
-    // Another endpoint's held delivery stays held; pending work is untouched.
-    expect((await ctx.store.getDelivery(m2.msg.id, other.id))?.status).toBe("held");
+    // Another endpoint's delivery is untouched (due: planned held, it was written for an active
+    // endpoint, which the store decides at the write); pending work is untouched.
+    expect((await ctx.store.getDelivery(m2.msg.id, other.id))?.status).toBe("pending");
     expect(await ctx.store.getDelivery(m3.msg.id, other.id)).toMatchObject({
       status: "pending",
       nextAttemptAt: T0 + 50,
     });
 
-    expect(await ctx.store.markEndpointVerified(pending.id, now + 1)).toBe(0);
+    expect(await ctx.store.markEndpointVerified(pending.id, pending.url, now + 1)).toBe(0);
+    // A URL it no longer has verifies nothing.
+    expect(
+      await ctx.store.markEndpointVerified(pending.id, "https://elsewhere.invalid/", now + 2),
+    ).toBeUndefined();
+    expect((await ctx.store.getEndpoint(app.id, pending.id))?.verifiedAt).toBe(now + 1);
   });
 
   it("lists pending endpoints due for their handshake and reschedules them", async () => {

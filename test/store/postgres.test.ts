@@ -463,7 +463,9 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     const { app, eps } = await setup(t.store, 2);
     const [gone, kept] = eps as [Endpoint, Endpoint];
     for (let i = 0; i < 4; i++) await publish(t.store, app, [gone, kept]);
-    await publish(t.store, app, [gone, kept], {}, { status: "held" });
+    // Held: written while the endpoint is pending its handshake (the store decides at the write).
+    await t.store.updateEndpoint({ ...gone, status: "pending" });
+    await publish(t.store, app, [gone], {}, { status: "held" });
     for (let i = 0; i < 300; i++) await publish(t.store, app, [kept], {}, { status: "succeeded" });
     // One of each status on the endpoint to delete: sending, succeeded, failed, pending, held.
     const claimed = await t.store.claimDueDeliveries(claimAt(T0 + 1, { limit: 6 }));
@@ -731,7 +733,8 @@ describeBackend("postgres", "PostgreSQL store: LISTEN/NOTIFY", () => {
     const { app, eps } = await setup(publisher, 2);
     const [a, b] = eps as [Endpoint, Endpoint];
 
-    // Only held deliveries: nothing to do yet, nobody woken.
+    // Only held deliveries (for an endpoint pending its handshake): nothing to do yet, nobody woken.
+    await publisher.updateEndpoint({ ...a, status: "pending" });
     await publish(publisher, app, [a], {}, { status: "held" });
     await new Promise((r) => setTimeout(r, 150));
     expect(workerCalls).toBe(0);
@@ -746,7 +749,7 @@ describeBackend("postgres", "PostgreSQL store: LISTEN/NOTIFY", () => {
       await action();
       await next;
     };
-    await wake(() => publisher.markEndpointVerified(a.id, T0));
+    await wake(() => publisher.markEndpointVerified(a.id, a.url, T0));
     const claimed = await publisher.claimDueDeliveries(claimAt(Date.now()));
     await wake(() => publisher.releaseDeliveries([claimed[0]!.delivery.id], Date.now()));
     const failed = await publish(publisher, app, [b], {}, { status: "failed" });

@@ -183,11 +183,14 @@ async function saveUpdate(
   after: Endpoint,
 ): Promise<Endpoint> {
   const reverify = needsHandshake(engine, app, before, after);
-  const next =
-    reverify && engine.handshakeModeFor(app) === "required"
-      ? { ...after, status: "pending" as const, verifiedAt: null, handshakeAttempts: 0 }
-      : after;
-  const saved = await engine.store.updateEndpoint(next);
+  const pendingAgain = reverify && engine.handshakeModeFor(app) === "required";
+  const next = pendingAgain
+    ? { ...after, status: "pending" as const, verifiedAt: null, handshakeAttempts: 0 }
+    : after;
+  // Pending again: what is queued for the endpoint (retries included) is held in the same
+  // transaction, so nothing reaches the new URL before it answers the challenge. A delivery
+  // already in flight cannot be recalled: it goes to the URL it was claimed with.
+  const saved = await engine.store.updateEndpoint(next, { holdQueued: pendingAgain });
   if (reverify) engine.beginHandshake(app, saved);
   return saved;
 }
@@ -406,6 +409,7 @@ export function endpointRoutes(engine: PigeonEngine): RouteSpec[] {
         const { endpoint } = await load(params);
         const { since } = body as Static<typeof RecoverIn>;
         const now = engine.clock.now();
+        // For an endpoint pending its handshake the store writes them 'held', released on verification.
         const count = await engine.store.recoverFailedDeliveries(endpoint.id, Date.parse(since), now);
         if (count > 0) engine.dispatcher.wake();
         return {

@@ -181,6 +181,9 @@ export function messageRoutes(engine: PigeonEngine): RouteSpec[] {
           throw errors.conflict("The endpoint is disabled; enable it before resending.", "endpoint_disabled");
         const now = engine.clock.now();
         const existing = await engine.store.getDelivery(message.id, endpoint.id);
+        // Queued as 'held' instead while the endpoint is pending its handshake: the store decides
+        // from the endpoint as it is at the write, not from the read above (a URL change may be
+        // committing meanwhile).
         await engine.store.requeueDelivery(
           existing ?? {
             id: newId("dlv", now),

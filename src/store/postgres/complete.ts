@@ -20,6 +20,12 @@ import { isDataException, isolateRefused } from "./isolate-refused.js";
  * A delivery that is gone (its endpoint or application was deleted while it was in flight) is
  * not in `target`: its outcome is dropped, attempt included, and the rest of the batch recorded.
  *
+ * A delivery no longer under this worker's lease (`leased` false: not 'sending', or 'sending' for
+ * another worker) gets its attempts recorded and counted (`requeued`), and nothing else: a resend
+ * that queued it again while it was in flight set it back to 'pending', and overwriting that lost
+ * the resend; a lease that ran out and went to another worker is that worker's to record. The
+ * check reads the row's latest committed version: `target` waits for and locks it.
+ *
  * Replaying a batch is harmless: a connection killed during the commit leaves the dispatcher not
  * knowing whether it happened, so it writes the batch again with its next outcomes. Attempts
  * already recorded are skipped (ON CONFLICT on their key) and a delivery's attempt count grows only
@@ -32,7 +38,8 @@ WITH outcome AS (
     AS o(id text, status text, attempted int, next_attempt_at bigint, last_error text)
 ),
 target AS MATERIALIZED (
-  SELECT d.id FROM deliveries d WHERE d.id IN (SELECT id FROM outcome) ORDER BY d.id FOR NO KEY UPDATE OF d
+  SELECT d.id, d.status = 'sending' AND ($5::text IS NULL OR d.locked_by IS NOT DISTINCT FROM $5) AS leased
+    FROM deliveries d WHERE d.id IN (SELECT id FROM outcome) ORDER BY d.id FOR NO KEY UPDATE OF d
 ),
 attempt AS (
   INSERT INTO attempts (id, msg_id, endpoint_id, delivery_id, url, succeeded, response_status_code, response,
@@ -55,7 +62,13 @@ delivery AS (
      SET status = o.status, attempts = d.attempts + COALESCE(i.n, 0), next_attempt_at = o.next_attempt_at,
          locked_until = NULL, locked_by = NULL, last_error = o.last_error, updated_at = $1
     FROM outcome o JOIN target t ON t.id = o.id LEFT JOIN inserted i ON i.delivery_id = o.id
-   WHERE d.id = o.id
+   WHERE d.id = o.id AND t.leased
+  RETURNING 1
+),
+requeued AS (
+  UPDATE deliveries d SET attempts = d.attempts + i.n, updated_at = $1
+    FROM target t JOIN inserted i ON i.delivery_id = t.id
+   WHERE d.id = t.id AND NOT t.leased
   RETURNING 1
 ),
 change AS (
@@ -104,6 +117,7 @@ disabled_event AS (
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM delivery)::int AS deliveries,
+       (SELECT count(*) FROM requeued)::int AS requeued,
        (SELECT count(*) FROM attempt)::int AS attempts,
        (SELECT count(*) FROM endpoint)::int AS endpoints,
        (SELECT count(*) FROM disabled_event)::int AS events
@@ -155,8 +169,15 @@ function storable(attempt: Attempt): Attempt {
  * JSON.stringify is native, where 23 arrays meant 23 inlined closures in this function (V8's
  * optimising compiler spent 150 ms on an idle machine and 550 ms in a busy worker compiling it, a
  * fifth of a worker's CPU in a four-second drain) and pg's array quoting in JavaScript per element.
+ *
+ * `workerId`: the recording worker (the store's locked_by); a row leased by another worker is then
+ * left to that worker. Without it (bench/probes/pg-statements.ts) any lease counts as the recorder's.
  */
-export function completeQuery(outcomes: DeliveryOutcome[], now: number): { text: string; values: unknown[] } {
+export function completeQuery(
+  outcomes: DeliveryOutcome[],
+  now: number,
+  workerId?: string,
+): { text: string; values: unknown[] } {
   const deliveries = new Map<string, DeliveryChange>();
   const endpoints = new Map<string, EndpointChange>();
   const attempts: Attempt[] = [];
@@ -197,6 +218,7 @@ export function completeQuery(outcomes: DeliveryOutcome[], now: number): { text:
       JSON.stringify([...deliveries.values()]),
       JSON.stringify(attempts),
       JSON.stringify([...endpoints.values()]),
+      workerId ?? null,
     ],
   };
 }

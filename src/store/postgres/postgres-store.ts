@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { PoolClient } from "pg";
 import { errors } from "../../core/errors.js";
 import { slotSpacingMs } from "../rate-slots.js";
 import type {
@@ -11,6 +12,7 @@ import type {
   Store,
   StoredResponse,
 } from "../store.js";
+import { succeededForAttemptStatus } from "../store.js";
 import type {
   Application,
   Attempt,
@@ -96,16 +98,33 @@ class Filters {
 }
 
 /**
- * The condition under which a delivery for the endpoint `endpointId` (an SQL expression) may be
- * inserted: the endpoint still exists, and this statement holds it (KEY SHARE, what a foreign key's
- * check takes) until it commits. Deliveries have no foreign key to their endpoint (migration 6), so
- * this is what keeps a delivery from being inserted for an endpoint deleted meanwhile: the delete
- * waits for the lock and its trigger then finds the row; or, deleted first, the endpoint is not
- * found and the delivery is not inserted.
+ * A subquery for a statement that queues a delivery for the endpoint `endpointId` (an SQL
+ * expression): the endpoint's row, if it still exists, with its status, held by this statement
+ * (KEY SHARE, what a foreign key's check takes) until it commits.
+ *
+ * Deliveries have no foreign key to their endpoint (migration 6), so the lock is what keeps a
+ * delivery from being inserted for an endpoint deleted meanwhile: the delete waits for the lock and
+ * its trigger then finds the row; or, deleted first, the endpoint is not found and the delivery is
+ * not inserted.
+ *
+ * The status decides 'held' (endpoint pending its handshake) or 'pending' (due), QUEUED_STATUS, at
+ * the write rather than from the caller's earlier read, which a handshake or a URL change may have
+ * overtaken (a message planned as held, written just after the handshake released the held rows,
+ * stayed held forever). It is exact across processes because a status change (markEndpointVerified,
+ * updateEndpoint with holdQueued) first locks the endpoint FOR UPDATE, which conflicts with KEY
+ * SHARE, and only then, in a later statement of its transaction, releases or holds the endpoint's
+ * deliveries. Either the delivery's write came first (the status change waits for its commit, and
+ * its later statement sees the row), or the status change did (the write waits for its commit and,
+ * READ COMMITTED, then locks and reads the endpoint's new version). KEY SHARE and not SHARE, which
+ * would also do: claims lock endpoints FOR NO KEY UPDATE SKIP LOCKED, and would skip an endpoint
+ * whenever a message for it is being written.
  */
-function endpointHeld(endpointId: string): string {
-  return `EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ${endpointId} FOR KEY SHARE OF e)`;
+function lockedEndpointStatus(endpointId: string): string {
+  return `SELECT e.status FROM endpoints e WHERE e.id = ${endpointId} FOR KEY SHARE OF e`;
 }
+
+/** The status a delivery meant to be queued is written with, given its endpoint's status `e.status`. */
+const QUEUED_STATUS = "CASE WHEN e.status = 'pending' THEN 'held' ELSE 'pending' END";
 
 /** An application by its id or, failing that, its uid ($1); getApplication and publishing share it. */
 const APPLICATION_BY_ID_OR_UID =
@@ -355,10 +374,20 @@ export class PostgresStore implements Store {
     return rows.map(endpointFromRow);
   }
 
-  async updateEndpoint(endpoint: Endpoint): Promise<Endpoint> {
+  async updateEndpoint(endpoint: Endpoint, options: { holdQueued?: boolean } = {}): Promise<Endpoint> {
     const { text, values } = updateQuery("endpoints", endpointToRow(endpoint), "id");
     try {
-      await this.db.query(text, values);
+      if (!options.holdQueued) await this.db.query(text, values);
+      else
+        await this.endpointStatusChange(endpoint.id, async (client) => {
+          await client.query(text, values);
+          // Back to pending (a new URL): what is queued waits for the new URL's handshake. A row
+          // already claimed ('sending') is in flight and cannot be recalled.
+          await client.query(
+            "UPDATE deliveries SET status = 'held', updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending'",
+            [endpoint.id, endpoint.updatedAt],
+          );
+        });
     } catch (error) {
       if (sqlState(error) === UNIQUE_VIOLATION)
         throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
@@ -371,23 +400,56 @@ export class PostgresStore implements Store {
     await this.db.query("DELETE FROM endpoints WHERE app_id = $1 AND id = $2", [appId, id]);
   }
 
-  async markEndpointVerified(endpointId: string, now: number): Promise<number> {
-    const row = await this.db.one(
-      `WITH verified AS (
-         UPDATE endpoints SET status = 'active', verified_at = $2, challenge = NULL, handshake_next_at = NULL,
-                updated_at = $2
-          WHERE id = $1
-       ),
-       released AS (
-         UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
-          WHERE endpoint_id = $1 AND status = 'held'
-         RETURNING 1
-       ),
-       counted AS (SELECT count(*)::int AS n FROM released)
-       SELECT n, (SELECT pg_notify($3, '') WHERE n > 0) AS notified FROM counted`,
-      [endpointId, now, this.config.channel],
-    );
-    return Number(row?.n ?? 0);
+  async markEndpointVerified(endpointId: string, url: string, now: number): Promise<number | undefined> {
+    return this.endpointStatusChange(endpointId, async (client) => {
+      // Only the URL that answered: if the URL changed during the handshake, the new URL is
+      // still unverified and its own handshake decides.
+      const verified = await client.query(
+        `UPDATE endpoints SET status = 'active', verified_at = $3, challenge = NULL, handshake_next_at = NULL,
+                updated_at = $3
+          WHERE id = $1 AND url = $2`,
+        [endpointId, url, now],
+      );
+      if (verified.rowCount === 0) return undefined;
+      const row = (
+        await client.query<Row>(
+          `WITH released AS (
+             UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
+              WHERE endpoint_id = $1 AND status = 'held'
+             RETURNING 1
+           ),
+           counted AS (SELECT count(*)::int AS n FROM released)
+           SELECT n, (SELECT pg_notify($3, '') WHERE n > 0) AS notified FROM counted`,
+          [endpointId, now, this.config.channel],
+        )
+      ).rows[0];
+      return Number(row?.n ?? 0);
+    });
+  }
+
+  /**
+   * Runs `change` (a change of the endpoint's status and the matching release or hold of its
+   * deliveries) in one transaction, after locking the endpoint row FOR UPDATE: that waits for
+   * every delivery write for the endpoint in progress, and makes new ones wait until this commits
+   * (see lockedEndpointStatus). The deliveries must be changed in a statement after the lock, whose
+   * snapshot then includes the deliveries written before it.
+   */
+  private async endpointStatusChange<T>(
+    endpointId: string,
+    change: (client: PoolClient) => Promise<T>,
+  ): Promise<T> {
+    return this.db.withClient(async (client) => {
+      await client.query("BEGIN");
+      try {
+        await client.query("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", [endpointId]);
+        const result = await change(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    });
   }
 
   async listEndpointsDueForHandshake(dueBy: number, limit: number): Promise<Endpoint[]> {
@@ -400,10 +462,15 @@ export class PostgresStore implements Store {
     return rows.map(endpointFromRow);
   }
 
-  async scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void> {
+  async scheduleHandshake(
+    endpointId: string,
+    attempts: number,
+    nextAt: number | null,
+    url?: string,
+  ): Promise<void> {
     await this.db.query(
-      "UPDATE endpoints SET handshake_attempts = $1, handshake_next_at = $2 WHERE id = $3",
-      [attempts, nextAt, endpointId],
+      "UPDATE endpoints SET handshake_attempts = $1, handshake_next_at = $2 WHERE id = $3 AND ($4::text IS NULL OR url = $4)",
+      [attempts, nextAt, endpointId, url ?? null],
     );
   }
 
@@ -413,7 +480,7 @@ export class PostgresStore implements Store {
    * The message and its deliveries in one statement, hence one transaction: a duplicate eventId
    * fails the whole statement and no delivery is left behind. The deliveries' key to the message is
    * checked at the end of the statement, after the message row exists; a delivery whose endpoint
-   * was deleted meanwhile is not inserted (endpointHeld). Prepared: holding each endpoint in a
+   * was deleted meanwhile is not inserted (lockedEndpointStatus). Prepared: holding each endpoint in a
    * subquery made the statement dearer to plan than the key's check it replaced (publishing 7 %
    * slower in three pairs), and prepared it is cheaper than before (4 of 6 pairs, ~8 % on average).
    */
@@ -421,8 +488,11 @@ export class PostgresStore implements Store {
     const m = messageToRow(message);
     const d = deliveries.map(deliveryToRow);
     const col = (key: string) => d.map((row) => row[key]);
+    let due = 0;
     try {
-      await this.db.query(
+      // A queued delivery is held or due as its endpoint is at this write (lockedEndpointStatus),
+      // whatever the caller planned from its earlier read.
+      const row = await this.db.one(
         `WITH message AS (
            INSERT INTO messages (id, app_id, event_id, event_type, payload, channels, tags, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -430,13 +500,17 @@ export class PostgresStore implements Store {
          delivery AS (
            INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual,
                                    last_error, created_at, updated_at)
-           SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
-                                $15::bigint[], $16::boolean[], $17::text[], $18::bigint[], $19::bigint[])
+           SELECT d.id, d.msg_id, d.endpoint_id, d.app_id,
+                  CASE WHEN d.status IN ('pending', 'held') THEN ${QUEUED_STATUS} ELSE d.status END,
+                  d.attempts, d.next_attempt_at, d.manual, d.last_error, d.created_at, d.updated_at
+             FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[],
+                         $15::bigint[], $16::boolean[], $17::text[], $18::bigint[], $19::bigint[])
                       AS d(id, msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual,
                            last_error, created_at, updated_at)
-            WHERE ${endpointHeld("d.endpoint_id")}
+             CROSS JOIN LATERAL (${lockedEndpointStatus("d.endpoint_id")}) e
+           RETURNING status
          )
-         SELECT 1`,
+         SELECT count(*) FILTER (WHERE status = 'pending')::int AS due FROM delivery`,
         [
           m.id,
           m.app_id,
@@ -460,6 +534,7 @@ export class PostgresStore implements Store {
         ],
         { prepared: true },
       );
+      due = Number(row?.due ?? 0);
     } catch (error) {
       if (sqlState(error) === UNIQUE_VIOLATION) {
         throw errors.conflict(
@@ -469,7 +544,7 @@ export class PostgresStore implements Store {
       }
       throw error;
     }
-    if (deliveries.some((d) => d.status === "pending")) this.announceWork();
+    if (due > 0) this.announceWork();
     return message;
   }
 
@@ -608,7 +683,8 @@ export class PostgresStore implements Store {
     await recordIsolating(
       outcomes,
       async (batch) => {
-        const { text, values } = completeQuery(batch, now);
+        // This worker's id: an outcome sets a row's state only while it still holds the row's lease.
+        const { text, values } = completeQuery(batch, now, this.workerId);
         await this.db.query(text, values, { prepared: true });
       },
       (outcome, what, error) =>
@@ -646,9 +722,10 @@ export class PostgresStore implements Store {
   }
 
   async requeueDelivery(delivery: Delivery, now: number): Promise<void> {
-    const row = deliveryToRow({
+    // The status is decided in the statement from the endpoint as it is now (lockedEndpointStatus):
+    // 'held' while it is pending its handshake.
+    const { status: _planned, ...row } = deliveryToRow({
       ...delivery,
-      status: "pending",
       nextAttemptAt: now,
       manual: true,
       updatedAt: now,
@@ -657,28 +734,30 @@ export class PostgresStore implements Store {
     const values = [...Object.values(row), this.config.channel];
     await this.db.query(
       `WITH requeued AS (
-         INSERT INTO deliveries (${columns.join(", ")})
-         SELECT ${columns.map((_, i) => `$${i + 1}`).join(", ")}
-          WHERE ${endpointHeld(`$${columns.indexOf("endpoint_id") + 1}`)}
+         INSERT INTO deliveries (${columns.join(", ")}, status)
+         SELECT ${columns.map((_, i) => `$${i + 1}`).join(", ")}, ${QUEUED_STATUS}
+           FROM (${lockedEndpointStatus(`$${columns.indexOf("endpoint_id") + 1}`)}) e
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE
-           SET status = 'pending', next_attempt_at = excluded.next_attempt_at, manual = TRUE,
+           SET status = excluded.status, next_attempt_at = excluded.next_attempt_at, manual = TRUE,
                locked_until = NULL, locked_by = NULL, updated_at = excluded.updated_at
-         RETURNING 1
+         RETURNING status
        )
-       SELECT pg_notify($${values.length}, '') FROM requeued`,
+       SELECT pg_notify($${values.length}, '') FROM requeued WHERE status = 'pending'`,
       values,
     );
   }
 
   async recoverFailedDeliveries(endpointId: string, since: number, now: number): Promise<number> {
+    // Held, not due, while the endpoint is pending its handshake (lockedEndpointStatus).
     const row = await this.db.one(
       `WITH recovered AS (
-         UPDATE deliveries SET status = 'pending', next_attempt_at = $3, manual = TRUE, updated_at = $3
-          WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
-         RETURNING 1
+         UPDATE deliveries d SET status = ${QUEUED_STATUS}, next_attempt_at = $3, manual = TRUE, updated_at = $3
+           FROM (${lockedEndpointStatus("$1")}) e
+          WHERE d.endpoint_id = $1 AND d.status = 'failed' AND d.created_at >= $2
+         RETURNING d.status
        ),
-       counted AS (SELECT count(*)::int AS n FROM recovered)
-       SELECT n, (SELECT pg_notify($4, '') WHERE n > 0) AS notified FROM counted`,
+       counted AS (SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'pending')::int AS due FROM recovered)
+       SELECT n, (SELECT pg_notify($4, '') WHERE due > 0) AS notified FROM counted`,
       [endpointId, since, now, this.config.channel],
     );
     return Number(row?.n ?? 0);
@@ -745,7 +824,12 @@ export class PostgresStore implements Store {
 
   private attemptFilters(query: AttemptQuery, filters: Filters): void {
     if (query.iterator) filters.add((p) => `a.id < ${p}`, query.iterator);
-    if (query.status !== undefined) filters.add((p) => `a.succeeded = ${p}`, query.status === 0);
+    if (query.status !== undefined)
+      // NULL when no attempt has that status: succeeded is never NULL, so nothing matches.
+      filters.add(
+        (p) => `a.succeeded IS NOT DISTINCT FROM ${p}`,
+        succeededForAttemptStatus(query.status) ?? null,
+      );
     if (query.endpointId) filters.add((p) => `a.endpoint_id = ${p}`, query.endpointId);
     if (query.before !== undefined) filters.add((p) => `a.created_at < ${p}`, query.before);
     if (query.after !== undefined) filters.add((p) => `a.created_at > ${p}`, query.after);

@@ -10,6 +10,7 @@ import type {
   Store,
   StoredResponse,
 } from "../store.js";
+import { succeededForAttemptStatus } from "../store.js";
 import type {
   Application,
   Attempt,
@@ -62,6 +63,15 @@ const INSERT_ATTEMPT_SQL = insertSql(
     createdAt: 0,
   }),
 );
+
+/**
+ * The status a delivery is written with: one meant to be queued ('pending' or 'held') is held
+ * exactly when its endpoint is pending at the write; any other status (a finished delivery) is kept.
+ */
+function queuedStatus(status: Delivery["status"], endpointPending: boolean): Delivery["status"] {
+  if (status !== "pending" && status !== "held") return status;
+  return endpointPending ? "held" : "pending";
+}
 
 /** How stale the due-endpoint hints may get before a full resync (catches other writers). */
 const DUE_RESYNC_MS = 10_000;
@@ -302,10 +312,20 @@ export class SqliteStore implements Store {
     return this.all("SELECT * FROM endpoints WHERE app_id = ? AND disabled = 0", appId).map(endpointFromRow);
   }
 
-  async updateEndpoint(endpoint: Endpoint): Promise<Endpoint> {
+  async updateEndpoint(endpoint: Endpoint, options: { holdQueued?: boolean } = {}): Promise<Endpoint> {
     const row = endpointToRow(endpoint);
     try {
-      this.run(updateSql("endpoints", row, "id"), row);
+      this.tx(() => {
+        this.run(updateSql("endpoints", row, "id"), row);
+        // Back to pending (a new URL): what is queued waits for the new URL's handshake. A row
+        // already claimed ('sending') is in flight and cannot be recalled.
+        if (options.holdQueued)
+          this.run(
+            "UPDATE deliveries SET status = 'held', updated_at = ? WHERE endpoint_id = ? AND status = 'pending'",
+            endpoint.updatedAt,
+            endpoint.id,
+          );
+      });
     } catch (error) {
       if (isUniqueViolation(error))
         throw errors.conflict(`An endpoint with uid '${endpoint.uid}' already exists.`);
@@ -318,16 +338,20 @@ export class SqliteStore implements Store {
     this.run("DELETE FROM endpoints WHERE app_id = ? AND id = ?", appId, id);
   }
 
-  async markEndpointVerified(endpointId: string, now: number): Promise<number> {
-    this.due.note(endpointId, now);
+  async markEndpointVerified(endpointId: string, url: string, now: number): Promise<number | undefined> {
     return this.tx(() => {
-      this.run(
+      // Only the URL that answered: if the URL changed during the handshake, the new URL is
+      // still unverified and its own handshake decides.
+      const verified = this.run(
         `UPDATE endpoints SET status = 'active', verified_at = ?, challenge = NULL, handshake_next_at = NULL,
-           updated_at = ? WHERE id = ?`,
+           updated_at = ? WHERE id = ? AND url = ?`,
         now,
         now,
         endpointId,
-      );
+        url,
+      ).changes;
+      if (verified === 0) return undefined;
+      this.due.note(endpointId, now);
       return this.run(
         `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
            WHERE endpoint_id = ? AND status = 'held'`,
@@ -347,12 +371,19 @@ export class SqliteStore implements Store {
     ).map(endpointFromRow);
   }
 
-  async scheduleHandshake(endpointId: string, attempts: number, nextAt: number | null): Promise<void> {
+  async scheduleHandshake(
+    endpointId: string,
+    attempts: number,
+    nextAt: number | null,
+    url?: string,
+  ): Promise<void> {
     this.run(
-      "UPDATE endpoints SET handshake_attempts = ?, handshake_next_at = ? WHERE id = ?",
+      "UPDATE endpoints SET handshake_attempts = ?, handshake_next_at = ? WHERE id = ? AND (? IS NULL OR url = ?)",
       attempts,
       nextAt,
       endpointId,
+      url ?? null,
+      url ?? null,
     );
   }
 
@@ -366,14 +397,20 @@ export class SqliteStore implements Store {
   createMessageSync(message: Message, deliveries: Delivery[]): Message {
     const row = messageToRow(message);
     try {
-      this.tx(() => {
+      const written = this.tx(() => {
         this.run(insertSql("messages", row), row);
-        for (const delivery of deliveries) {
-          const d = deliveryToRow(delivery);
+        const held = this.pendingEndpointIds(deliveries.map((d) => d.endpointId));
+        return deliveries.map((delivery) => {
+          const decided = {
+            ...delivery,
+            status: queuedStatus(delivery.status, held.has(delivery.endpointId)),
+          };
+          const d = deliveryToRow(decided);
           this.run(insertSql("deliveries", d), d);
-        }
+          return decided;
+        });
       });
-      for (const d of deliveries) if (d.status === "pending") this.due.note(d.endpointId, d.nextAttemptAt);
+      for (const d of written) if (d.status === "pending") this.due.note(d.endpointId, d.nextAttemptAt);
     } catch (error) {
       if (isUniqueViolation(error)) {
         throw errors.conflict(
@@ -566,23 +603,44 @@ export class SqliteStore implements Store {
     this.tx(() => {
       const succeededEndpoints = new Set<string>();
       const failedEndpoints = new Set<string>();
+      // Whether each row is still under the lease its send was claimed with (absent: the row is
+      // gone, its endpoint or application deleted while it was in flight). One that is not was
+      // queued again meanwhile (a resend set it back to 'pending'): its outcome must not overwrite
+      // that, or the resend is lost. Decided once for the batch, as the PostgreSQL statement does,
+      // so a delivery listed twice is treated alike on both stores.
+      const leased = new Map(
+        this.all(
+          `SELECT id, status = 'sending' AS leased FROM deliveries WHERE id IN (SELECT value FROM json_each(?))`,
+          JSON.stringify(outcomes.map((o) => o.deliveryId)),
+        ).map((row) => [String(row.id), Number(row.leased) === 1]),
+      );
       for (const outcome of outcomes) {
-        const status = outcome.result === "retry" ? "pending" : outcome.result;
-        const updated = this.run(
-          `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, locked_until = NULL,
-             last_error = ?, updated_at = ? WHERE id = ?`,
-          status,
-          outcome.attempt ? 1 : 0,
-          outcome.nextAttemptAt ?? now,
-          outcome.attempt?.errorCode ?? null,
-          now,
-          outcome.deliveryId,
-        ).changes;
-        // Gone: its endpoint or application was deleted while it was in flight. Its attempt would
-        // fail the foreign keys and with it the whole batch, on every retry.
-        if (updated === 0) continue;
+        const applied = leased.get(outcome.deliveryId);
+        // Gone: its attempt would fail the foreign keys and with it the whole batch, on every retry.
+        if (applied === undefined) continue;
+        if (applied) {
+          this.run(
+            `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, locked_until = NULL,
+               last_error = ?, updated_at = ? WHERE id = ?`,
+            outcome.result === "retry" ? "pending" : outcome.result,
+            outcome.attempt ? 1 : 0,
+            outcome.nextAttemptAt ?? now,
+            outcome.attempt?.errorCode ?? null,
+            now,
+            outcome.deliveryId,
+          );
+        } else if (outcome.attempt) {
+          // Requeued: the attempt happened and counts, but the row stays as the requeue left it
+          // (due, not leased), so it is claimed and sent again.
+          this.run(
+            "UPDATE deliveries SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            now,
+            outcome.deliveryId,
+          );
+        }
         if (outcome.attempt) this.run(INSERT_ATTEMPT_SQL, attemptToRow(outcome.attempt));
-        if (outcome.result === "retry") this.due.note(outcome.endpointId, outcome.nextAttemptAt ?? now);
+        if (applied && outcome.result === "retry")
+          this.due.note(outcome.endpointId, outcome.nextAttemptAt ?? now);
         if (outcome.attempt?.succeeded) succeededEndpoints.add(outcome.endpointId);
         else if (outcome.attempt) failedEndpoints.add(outcome.endpointId);
         if (outcome.disableEndpoint) {
@@ -651,31 +709,55 @@ export class SqliteStore implements Store {
   }
 
   async requeueDelivery(delivery: Delivery, now: number): Promise<void> {
-    const row = deliveryToRow({
-      ...delivery,
-      status: "pending",
-      nextAttemptAt: now,
-      manual: true,
-      updatedAt: now,
+    // Read and written in one transaction: the status is the endpoint's as of the write.
+    this.tx(() => {
+      const held = this.pendingEndpointIds([delivery.endpointId]).has(delivery.endpointId);
+      const row = deliveryToRow({
+        ...delivery,
+        status: held ? "held" : "pending",
+        nextAttemptAt: now,
+        manual: true,
+        updatedAt: now,
+      });
+      this.run(
+        `${insertSql("deliveries", row)} ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = excluded.status,
+           next_attempt_at = excluded.next_attempt_at, manual = 1, updated_at = excluded.updated_at`,
+        row,
+      );
+      if (!held) this.due.note(delivery.endpointId, now);
     });
-    this.run(
-      `${insertSql("deliveries", row)} ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 'pending',
-         next_attempt_at = excluded.next_attempt_at, manual = 1, updated_at = excluded.updated_at`,
-      row,
-    );
-    this.due.note(delivery.endpointId, now);
   }
 
   async recoverFailedDeliveries(endpointId: string, since: number, now: number): Promise<number> {
-    this.due.note(endpointId, now);
-    return this.run(
-      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, manual = 1, updated_at = ?
-         WHERE endpoint_id = ? AND status = 'failed' AND created_at >= ?`,
-      now,
-      now,
-      endpointId,
-      since,
-    ).changes;
+    return this.tx(() => {
+      const held = this.pendingEndpointIds([endpointId]).has(endpointId);
+      if (!held) this.due.note(endpointId, now);
+      return this.run(
+        `UPDATE deliveries SET status = ?, next_attempt_at = ?, manual = 1, updated_at = ?
+           WHERE endpoint_id = ? AND status = 'failed' AND created_at >= ?`,
+        held ? "held" : "pending",
+        now,
+        now,
+        endpointId,
+        since,
+      ).changes;
+    });
+  }
+
+  /**
+   * Which of these endpoints are pending their handshake, read inside the writer's transaction.
+   * Every write that queues a delivery decides 'held' or 'pending' from this rather than from an
+   * earlier read: a message planned while its endpoint was pending, written after the handshake
+   * released the held rows, stayed held forever.
+   */
+  private pendingEndpointIds(endpointIds: string[]): Set<string> {
+    if (endpointIds.length === 0) return new Set();
+    return new Set(
+      this.all(
+        "SELECT id FROM endpoints WHERE status = 'pending' AND id IN (SELECT value FROM json_each(?))",
+        JSON.stringify(endpointIds),
+      ).map((r) => String(r.id)),
+    );
   }
 
   async countDeliveriesByStatus(
@@ -728,8 +810,10 @@ export class SqliteStore implements Store {
       params.push(query.iterator);
     }
     if (query.status !== undefined) {
+      const succeeded = succeededForAttemptStatus(query.status);
+      // -1: no attempt has that status (succeeded is 0 or 1).
       clauses.push("a.succeeded = ?");
-      params.push(query.status === 0 ? 1 : 0);
+      params.push(succeeded === undefined ? -1 : succeeded ? 1 : 0);
     }
     if (query.endpointId) {
       clauses.push("a.endpoint_id = ?");
