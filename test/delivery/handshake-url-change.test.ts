@@ -80,6 +80,39 @@ describeBackends("handshake: a changed URL gets nothing before it answers", (bac
     return (await res.json()) as { status: string; url: string; verifiedAt: string | null };
   }
 
+  it("holds a delivery in flight at the URL change: its failure's retry never reaches the new URL", async () => {
+    // The old URL keeps the payload's request open until the URL has changed, then fails it.
+    let failInFlight: () => void = () => {};
+    const inFlight = new Promise<void>((resolve) => {
+      failInFlight = resolve;
+    });
+    oldUrl = await Sink.start((req, res) => {
+      if (isVerification(req)) {
+        receiver({ verifies: true })(req, res);
+        return;
+      }
+      void inFlight.then(() => {
+        res.writeHead(500);
+        res.end("failed");
+      });
+    });
+    newUrl = await Sink.start(receiver({ verifies: false }));
+    const app = await pigeon.svix.application.create({ name: "A" });
+    const ep = await pigeon.svix.endpoint.create(app.id, { url: oldUrl.url() });
+    await waitUntil(async () => (await getEndpoint(app.id, ep.id)).status === "active", 10_000, "verified");
+    const msg = await pigeon.svix.message.create(app.id, { eventType: "x.y", payload: { secret: 2 } });
+    await waitUntil(async () => oldUrl.received.some((r) => !isVerification(r)), 10_000, "the send");
+
+    await pigeon.svix.endpoint.patch(app.id, ep.id, { url: newUrl.url() });
+    failInFlight();
+    await newUrl.waitFor(1, 10_000); // challenged, and refused
+    await sleep(1_500); // past the failure's 500 ms retry
+    expect(newUrl.received.filter((r) => !isVerification(r))).toHaveLength(0);
+    const row = await pigeon.engine.store.getDelivery(msg.id, ep.id);
+    expect(row?.status).toBe("held");
+    expect(row?.attempts).toBe(1); // the failed attempt is recorded
+  });
+
   it("holds a queued retry, a resend and a recover for the unverified new URL", async () => {
     oldUrl = await Sink.start(receiver({ verifies: true, payloadStatus: 500 }));
     newUrl = await Sink.start(receiver({ verifies: false }));

@@ -187,9 +187,9 @@ async function saveUpdate(
   const next = pendingAgain
     ? { ...after, status: "pending" as const, verifiedAt: null, handshakeAttempts: 0 }
     : after;
-  // Pending again: what is queued for the endpoint (retries included) is held in the same
-  // transaction, so nothing reaches the new URL before it answers the challenge. A delivery
-  // already in flight cannot be recalled: it goes to the URL it was claimed with.
+  // Pending again: what is queued or in flight for the endpoint (retries included) is held in the
+  // same transaction, so nothing reaches the new URL before it answers the challenge. A request
+  // already on the wire goes to the URL it was claimed with; its row stays held all the same.
   const saved = await engine.store.updateEndpoint(next, { holdQueued: pendingAgain });
   if (reverify) engine.beginHandshake(app, saved);
   return saved;

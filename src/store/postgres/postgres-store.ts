@@ -381,10 +381,10 @@ export class PostgresStore implements Store {
       else
         await this.endpointStatusChange(endpoint.id, async (client) => {
           await client.query(text, values);
-          // Back to pending (a new URL): what is queued waits for the new URL's handshake. A row
-          // already claimed ('sending') is in flight and cannot be recalled.
+          // Back to pending (a new URL): what is queued or in flight waits for the new URL's
+          // handshake (see the SQLite store's updateEndpoint for why in flight too).
           await client.query(
-            "UPDATE deliveries SET status = 'held', updated_at = $2 WHERE endpoint_id = $1 AND status = 'pending'",
+            "UPDATE deliveries SET status = 'held', updated_at = $2 WHERE endpoint_id = $1 AND status IN ('pending', 'sending')",
             [endpoint.id, endpoint.updatedAt],
           );
         });

@@ -317,11 +317,15 @@ export class SqliteStore implements Store {
     try {
       this.tx(() => {
         this.run(updateSql("endpoints", row, "id"), row);
-        // Back to pending (a new URL): what is queued waits for the new URL's handshake. A row
-        // already claimed ('sending') is in flight and cannot be recalled.
+        // Back to pending (a new URL): what is queued waits for the new URL's handshake, and so does
+        // what is in flight ('sending'): its outcome no longer applies (the row is not under its
+        // lease any more), so a failure's retry, or an expired lease, cannot send it to the new URL
+        // before that URL answers. A send that succeeded at the old URL goes again to the new one
+        // once it is verified: a duplicate, which at-least-once allows; a payload to a URL that
+        // never agreed would not be.
         if (options.holdQueued)
           this.run(
-            "UPDATE deliveries SET status = 'held', updated_at = ? WHERE endpoint_id = ? AND status = 'pending'",
+            "UPDATE deliveries SET status = 'held', updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'sending')",
             endpoint.updatedAt,
             endpoint.id,
           );
