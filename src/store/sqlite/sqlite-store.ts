@@ -46,6 +46,12 @@ import { SqliteStatements } from "./statements.js";
 type Row = Record<string, unknown>;
 
 /** Built once: this insert runs for every attempt. */
+/** A delivery's outcome: its new state, one more attempt if one was made, its lease let go. */
+const APPLY_OUTCOME_SQL = `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?,
+  locked_until = NULL, last_error = ?, updated_at = ? WHERE id = ?`;
+/** The same, only while the row is still under the lease its send was claimed with. */
+const APPLY_OUTCOME_IF_LEASED_SQL = `${APPLY_OUTCOME_SQL} AND status = 'sending'`;
+
 const INSERT_ATTEMPT_SQL = insertSql(
   "attempts",
   attemptToRow({
@@ -607,40 +613,38 @@ export class SqliteStore implements Store {
     this.tx(() => {
       const succeededEndpoints = new Set<string>();
       const failedEndpoints = new Set<string>();
-      // Whether each row is still under the lease its send was claimed with (absent: the row is
-      // gone, its endpoint or application deleted while it was in flight). One that is not was
-      // queued again meanwhile (a resend set it back to 'pending'): its outcome must not overwrite
-      // that, or the resend is lost. Decided once for the batch, as the PostgreSQL statement does,
-      // so a delivery listed twice is treated alike on both stores.
-      const leased = new Map(
-        this.all(
-          `SELECT id, status = 'sending' AS leased FROM deliveries WHERE id IN (SELECT value FROM json_each(?))`,
-          JSON.stringify(outcomes.map((o) => o.deliveryId)),
-        ).map((row) => [String(row.id), Number(row.leased) === 1]),
-      );
+      // Rows whose outcome was applied in this batch: a delivery listed twice ends in its last
+      // state, as the PostgreSQL statement (which decides once per batch) leaves it.
+      const appliedHere = new Set<string>();
       for (const outcome of outcomes) {
-        const applied = leased.get(outcome.deliveryId);
-        // Gone: its attempt would fail the foreign keys and with it the whole batch, on every retry.
-        if (applied === undefined) continue;
-        if (applied) {
-          this.run(
-            `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, locked_until = NULL,
-               last_error = ?, updated_at = ? WHERE id = ?`,
-            outcome.result === "retry" ? "pending" : outcome.result,
-            outcome.attempt ? 1 : 0,
-            outcome.nextAttemptAt ?? now,
-            outcome.attempt?.errorCode ?? null,
-            now,
-            outcome.deliveryId,
-          );
-        } else if (outcome.attempt) {
+        // Applied only while the row is still under the lease its send was claimed with: one
+        // queued again meanwhile (a resend set it back to 'pending') must keep that, or the
+        // resend is lost. The condition rides on the update, so the common case costs nothing more.
+        const values = [
+          outcome.result === "retry" ? "pending" : outcome.result,
+          outcome.attempt ? 1 : 0,
+          outcome.nextAttemptAt ?? now,
+          outcome.attempt?.errorCode ?? null,
+          now,
+          outcome.deliveryId,
+        ];
+        const applied =
+          this.run(APPLY_OUTCOME_IF_LEASED_SQL, ...values).changes > 0 ||
+          (appliedHere.has(outcome.deliveryId) && this.run(APPLY_OUTCOME_SQL, ...values).changes > 0);
+        if (applied) appliedHere.add(outcome.deliveryId);
+        else {
           // Requeued: the attempt happened and counts, but the row stays as the requeue left it
-          // (due, not leased), so it is claimed and sent again.
-          this.run(
-            "UPDATE deliveries SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            now,
-            outcome.deliveryId,
-          );
+          // (due, not leased), so it is claimed and sent again. No row at all: it is gone (its
+          // endpoint or application deleted while it was in flight), and its attempt would fail
+          // the foreign keys and with them the whole batch, on every retry.
+          const exists = outcome.attempt
+            ? this.run(
+                "UPDATE deliveries SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                now,
+                outcome.deliveryId,
+              ).changes > 0
+            : this.get("SELECT 1 AS one FROM deliveries WHERE id = ?", outcome.deliveryId) !== undefined;
+          if (!exists) continue;
         }
         if (outcome.attempt) this.run(INSERT_ATTEMPT_SQL, attemptToRow(outcome.attempt));
         if (applied && outcome.result === "retry")
