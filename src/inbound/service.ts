@@ -110,7 +110,12 @@ export class InboundService {
   on(eventType: string, handler: InboundHandler, options: HandlerOptions = {}): () => void {
     const off = this.handlers.on(eventType, handler, options);
     this.processor.wake();
-    return off;
+    return () => {
+      off();
+      // The processor's view of which sources have a consumer changes too: without a claim to
+      // refresh it, items arriving meanwhile were handed over and found nobody (see consume).
+      this.processor.wake();
+    };
   }
 
   /** Loads the handler module (if any), then starts processing. Intake works without start. */
@@ -154,6 +159,14 @@ export class InboundService {
   }
 
   private async consume(item: InboxItem, source: Source, ctx: ConsumeContext): Promise<void> {
+    const forwarding = source.options.forward !== undefined && this.forwarder !== undefined;
+    // Handed over while its source had a consumer, which has gone since (its handlers were
+    // unsubscribed): recorded as processed, nobody would ever have seen it. It is kept, and
+    // retried, for the next handler instead.
+    if (!forwarding && !this.handlers.servesSource(source))
+      throw new Error(
+        "no handler is registered for this source any more; the item is kept for a later attempt",
+      );
     const handlers = this.handlers.matching(item.eventType, source);
     if (handlers.length > 0) {
       const event = toInboundEvent(item, source, ctx);

@@ -55,6 +55,29 @@ describe("InboxProcessor recovery", () => {
     return Object.fromEntries(items.map((i) => [JSON.parse(i.body.toString()).tag, i.status]));
   }
 
+  it("keeps items that arrive just after the last handler is unsubscribed for the next handler", async () => {
+    const s = service({});
+    const src = await s.sources.create({ name: "s", provider: "none", secrets: [], options: {} });
+    const first: string[] = [];
+    const off = s.on("*", async (e) => {
+      first.push((e.json() as { tag: string }).tag);
+    });
+    await s.start();
+    await sleep(150);
+    off();
+    await s.intake.receive(src, raw({ tag: "right-after-off" }));
+    await sleep(300);
+    expect(await statuses(src.id)).toEqual({ "right-after-off": "received" });
+    const second: string[] = [];
+    s.on("*", async (e) => {
+      second.push((e.json() as { tag: string }).tag);
+    });
+    await waitUntil(async () => second.length === 1, 5_000, "the next handler to see the item");
+    expect(first).toEqual([]);
+    expect(second).toEqual(["right-after-off"]);
+    expect(await statuses(src.id)).toEqual({ "right-after-off": "processed" });
+  });
+
   it("runs a retry whose timer fired while the global cap was full", async () => {
     const s = service({ globalConcurrency: 1 });
     const src = await s.sources.create({
