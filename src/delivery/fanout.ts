@@ -30,9 +30,15 @@ export function endpointWants(endpoint: Endpoint, message: Pick<Message, "eventT
  * The status here is only the plan, from the endpoints as read before publishing: the store
  * decides held or pending again from each endpoint as it is at the insert (Store.createMessage),
  * since the handshake may verify the endpoint (or a URL change make it pending) in between, and a
- * held row written after the release would never be released.
+ * held row written after the release would never be released. `dueAt`: when the deliveries first
+ * come due (the message's deliverAt, else now).
  */
-export function planDeliveries(message: Message, endpoints: Endpoint[], now: number): Delivery[] {
+export function planDeliveries(
+  message: Message,
+  endpoints: Endpoint[],
+  now: number,
+  dueAt = now,
+): Delivery[] {
   return endpoints
     .filter((endpoint) => endpointWants(endpoint, message))
     .map((endpoint) => ({
@@ -42,7 +48,8 @@ export function planDeliveries(message: Message, endpoints: Endpoint[], now: num
       appId: message.appId,
       status: endpoint.status === "pending" ? "held" : "pending",
       attempts: 0,
-      nextAttemptAt: now,
+      // Not before the message's deliverAt, when it has one.
+      nextAttemptAt: dueAt,
       manual: false,
       lastError: null,
       createdAt: now,

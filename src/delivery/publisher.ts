@@ -12,6 +12,11 @@ export interface PublishInput {
   eventId?: string | null | undefined;
   channels?: string[] | null | undefined;
   tags?: string[] | null | undefined;
+  /**
+   * When to send it (RFC 3339), best effort: its deliveries come due then, not at once. A time in
+   * the past means now. Svix's MessageIn field.
+   */
+  deliverAt?: string | null | undefined;
 }
 
 /**
@@ -68,5 +73,7 @@ export function prepareMessage(
     tags: input.tags ?? null,
     createdAt: now,
   };
-  return { message, deliveries: planDeliveries(message, endpoints, now) };
+  const deliverAt = input.deliverAt ? Date.parse(input.deliverAt) : Number.NaN;
+  const dueAt = Number.isNaN(deliverAt) ? now : Math.max(now, deliverAt);
+  return { message, deliveries: planDeliveries(message, endpoints, now, dueAt) };
 }

@@ -33,6 +33,27 @@ describeBackends("store: held deliveries of pending endpoints", (backend) => {
     expect(await ctx.store.nextDueAt()).toBe(T0);
   });
 
+  it("verifying releases held deliveries due now, or at their own later time (a deliverAt)", async () => {
+    const { app, ep } = await setup();
+    const { msg: soon } = await publish(ctx.store, app, [ep], {}, { status: "held", nextAttemptAt: T0 });
+    const { msg: later } = await publish(
+      ctx.store,
+      app,
+      [ep],
+      {},
+      { status: "held", nextAttemptAt: T0 + 60_000 },
+    );
+    expect(await ctx.store.markEndpointVerified(ep.id, OLD_URL, T0 + 10)).toBe(2);
+    expect(await ctx.store.getDelivery(soon.id, ep.id)).toMatchObject({
+      status: "pending",
+      nextAttemptAt: T0 + 10,
+    });
+    expect(await ctx.store.getDelivery(later.id, ep.id)).toMatchObject({
+      status: "pending",
+      nextAttemptAt: T0 + 60_000,
+    });
+  });
+
   it("a delivery planned as due for an endpoint that is pending is written held", async () => {
     const { app, ep } = await setup();
     const { msg } = await publish(ctx.store, app, [ep], {}, { status: "pending" });

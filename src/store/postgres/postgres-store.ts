@@ -414,7 +414,9 @@ export class PostgresStore implements Store {
       const row = (
         await client.query<Row>(
           `WITH released AS (
-             UPDATE deliveries SET status = 'pending', next_attempt_at = $2, updated_at = $2
+             -- Due now, or later if it was due later anyway (a message's deliverAt, a retry's time).
+             UPDATE deliveries SET status = 'pending', next_attempt_at = GREATEST(next_attempt_at, $2),
+                    updated_at = $2
               WHERE endpoint_id = $1 AND status = 'held'
              RETURNING 1
            ),

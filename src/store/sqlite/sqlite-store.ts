@@ -362,8 +362,9 @@ export class SqliteStore implements Store {
       ).changes;
       if (verified === 0) return undefined;
       this.due.note(endpointId, now);
+      // Due now, or later if a row was due later anyway (a message's deliverAt, a retry's time).
       return this.run(
-        `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+        `UPDATE deliveries SET status = 'pending', next_attempt_at = MAX(next_attempt_at, ?), updated_at = ?
            WHERE endpoint_id = ? AND status = 'held'`,
         now,
         now,
