@@ -39,6 +39,29 @@ const strOrNull = (value: unknown): string | null =>
 export const toJson = (value: unknown): string | null =>
   value === null || value === undefined ? null : JSON.stringify(value);
 
+/**
+ * An endpoint's handshake state, which the handshake writes (markEndpointVerified,
+ * scheduleHandshake). An edit of the endpoint (PATCH, headers, a secret rotation) writes it only
+ * when the edit itself changes it (a new URL makes the endpoint pending again): written back from
+ * the editor's earlier read, a handshake that succeeded meanwhile was undone, leaving the endpoint
+ * pending with no handshake scheduled and its deliveries held for good.
+ */
+export const ENDPOINT_HANDSHAKE_COLUMNS = [
+  "status",
+  "challenge",
+  "verified_at",
+  "handshake_attempts",
+  "handshake_next_at",
+] as const;
+
+/** The endpoint's row for an update: without its handshake state unless the update changes it. */
+export function endpointUpdateRow(row: Row, changesHandshake: boolean): Row {
+  if (changesHandshake) return row;
+  const kept: Row = { ...row };
+  for (const column of ENDPOINT_HANDSHAKE_COLUMNS) delete kept[column];
+  return kept;
+}
+
 export function createRowMapping(codec: ColumnCodec) {
   function applicationFromRow(row: Row): Application {
     return {

@@ -45,11 +45,16 @@ export interface Store {
   /** Every enabled endpoint of an application; the fan-out reads this on each message. */
   listActiveEndpoints(appId: string): Promise<Endpoint[]>;
   /**
+   * Writes the endpoint's handshake state (status, challenge, verifiedAt, handshake attempts and
+   * time) only with `handshakeState` or `holdQueued`: an edit's copy of it may be older than a
+   * handshake that finished meanwhile (see ENDPOINT_HANDSHAKE_COLUMNS).
    * `holdQueued`: the endpoint goes back to 'pending' (its URL changed under a required
-   * handshake), so its queued deliveries ('pending' rows) become 'held' in the same transaction.
-   * Rows already claimed ('sending') are in flight and cannot be recalled.
+   * handshake), so its queued and in-flight deliveries become 'held' in the same transaction.
    */
-  updateEndpoint(endpoint: Endpoint, options?: { holdQueued?: boolean }): Promise<Endpoint>;
+  updateEndpoint(
+    endpoint: Endpoint,
+    options?: { holdQueued?: boolean; handshakeState?: boolean },
+  ): Promise<Endpoint>;
   deleteEndpoint(appId: string, id: string): Promise<void>;
   /**
    * Records that `url` answered the handshake: if the endpoint still has that URL, marks it

@@ -60,9 +60,9 @@ describeBackends("store: claiming deliveries", (backend) => {
     await publish(ctx.store, app, [ep], {}, { nextAttemptAt: T0 + 1 });
     // Held: written while the endpoint was pending its handshake (the store decides at the write);
     // a held row is never claimed, whatever the endpoint's status now.
-    await ctx.store.updateEndpoint({ ...ep, status: "pending" });
+    await ctx.store.updateEndpoint({ ...ep, status: "pending" }, { handshakeState: true });
     await publish(ctx.store, app, [ep], {}, { status: "held", nextAttemptAt: T0 - 100 });
-    await ctx.store.updateEndpoint(ep);
+    await ctx.store.updateEndpoint(ep, { handshakeState: true });
     await publish(ctx.store, app, [ep], {}, { status: "succeeded", nextAttemptAt: T0 - 100 });
     await publish(ctx.store, app, [ep], {}, { status: "failed", nextAttemptAt: T0 - 100 });
 
@@ -515,7 +515,7 @@ describeBackends("store: requeue, recover, counts and send slots", (backend) => 
     await publish(ctx.store, app, [a, b], { createdAt: T0 }, { status: "pending" });
     await publish(ctx.store, app, [a], { createdAt: T0 + 10 }, { status: "succeeded" });
     // Held: written once the endpoint is pending its handshake again.
-    await ctx.store.updateEndpoint({ ...a, status: "pending" });
+    await ctx.store.updateEndpoint({ ...a, status: "pending" }, { handshakeState: true });
     await publish(ctx.store, app, [a], { createdAt: T0 + 20 }, { status: "held" });
     expect(await ctx.store.countDeliveriesByStatus(a.id)).toEqual({
       ...zero,

@@ -37,7 +37,7 @@ describeBackends("store: messages", (backend) => {
     const msg = message(app.id, { eventId: "evt-1", payload, channels: ["eu"], tags: ["vip", "new"] });
     const da = delivery(msg, a);
     // Held: b is pending its handshake, the only case the store writes a held row for.
-    await ctx.store.updateEndpoint({ ...b, status: "pending" });
+    await ctx.store.updateEndpoint({ ...b, status: "pending" }, { handshakeState: true });
     const db = delivery(msg, b, { status: "held", nextAttemptAt: T0 + 7 });
     expect(await ctx.store.createMessage(msg, [da, db])).toEqual(msg);
 

@@ -54,6 +54,23 @@ describeBackends("store: held deliveries of pending endpoints", (backend) => {
     });
   });
 
+  it("an edit made from a read taken before the handshake finished does not undo the verification", async () => {
+    const { app, ep } = await setup();
+    const { msg } = await publish(ctx.store, app, [ep], {}, { status: "held" });
+    // An API edit reads the endpoint while it is pending (a headers change, a secret rotation) ...
+    const read = await ctx.store.getEndpoint(app.id, ep.id);
+    expect(read?.status).toBe("pending");
+    // ... the handshake verifies it meanwhile ...
+    expect(await ctx.store.markEndpointVerified(ep.id, OLD_URL, T0 + 10)).toBe(1);
+    // ... and the edit writes back what it read, with its own change.
+    await ctx.store.updateEndpoint({ ...read!, description: "edited", updatedAt: T0 + 20 });
+    expect(await ctx.store.getEndpoint(app.id, ep.id)).toMatchObject({
+      status: "active",
+      description: "edited",
+    });
+    expect((await ctx.store.getDelivery(msg.id, ep.id))?.status).toBe("pending");
+  });
+
   it("a delivery planned as due for an endpoint that is pending is written held", async () => {
     const { app, ep } = await setup();
     const { msg } = await publish(ctx.store, app, [ep], {}, { status: "pending" });

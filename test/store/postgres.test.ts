@@ -464,7 +464,7 @@ describeBackend("postgres", "PostgreSQL store: workers sharing one database", ()
     const [gone, kept] = eps as [Endpoint, Endpoint];
     for (let i = 0; i < 4; i++) await publish(t.store, app, [gone, kept]);
     // Held: written while the endpoint is pending its handshake (the store decides at the write).
-    await t.store.updateEndpoint({ ...gone, status: "pending" });
+    await t.store.updateEndpoint({ ...gone, status: "pending" }, { handshakeState: true });
     await publish(t.store, app, [gone], {}, { status: "held" });
     for (let i = 0; i < 300; i++) await publish(t.store, app, [kept], {}, { status: "succeeded" });
     // One of each status on the endpoint to delete: sending, succeeded, failed, pending, held.
@@ -734,7 +734,7 @@ describeBackend("postgres", "PostgreSQL store: LISTEN/NOTIFY", () => {
     const [a, b] = eps as [Endpoint, Endpoint];
 
     // Only held deliveries (for an endpoint pending its handshake): nothing to do yet, nobody woken.
-    await publisher.updateEndpoint({ ...a, status: "pending" });
+    await publisher.updateEndpoint({ ...a, status: "pending" }, { handshakeState: true });
     await publish(publisher, app, [a], {}, { status: "held" });
     await new Promise((r) => setTimeout(r, 150));
     expect(workerCalls).toBe(0);

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
 import { errors } from "../../core/errors.js";
 import { slotSpacingMs } from "../rate-slots.js";
+import { endpointUpdateRow } from "../row-mapping.js";
 import type {
   AttemptQuery,
   ClaimedDelivery,
@@ -374,8 +375,18 @@ export class PostgresStore implements Store {
     return rows.map(endpointFromRow);
   }
 
-  async updateEndpoint(endpoint: Endpoint, options: { holdQueued?: boolean } = {}): Promise<Endpoint> {
-    const { text, values } = updateQuery("endpoints", endpointToRow(endpoint), "id");
+  async updateEndpoint(
+    endpoint: Endpoint,
+    options: { holdQueued?: boolean; handshakeState?: boolean } = {},
+  ): Promise<Endpoint> {
+    const { text, values } = updateQuery(
+      "endpoints",
+      endpointUpdateRow(
+        endpointToRow(endpoint),
+        options.holdQueued === true || options.handshakeState === true,
+      ),
+      "id",
+    );
     try {
       if (!options.holdQueued) await this.db.query(text, values);
       else

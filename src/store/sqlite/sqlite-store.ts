@@ -1,5 +1,6 @@
 import { errors } from "../../core/errors.js";
 import { LocalRateSlots } from "../rate-slots.js";
+import { endpointUpdateRow } from "../row-mapping.js";
 import type {
   AttemptQuery,
   ClaimedDelivery,
@@ -318,8 +319,14 @@ export class SqliteStore implements Store {
     return this.all("SELECT * FROM endpoints WHERE app_id = ? AND disabled = 0", appId).map(endpointFromRow);
   }
 
-  async updateEndpoint(endpoint: Endpoint, options: { holdQueued?: boolean } = {}): Promise<Endpoint> {
-    const row = endpointToRow(endpoint);
+  async updateEndpoint(
+    endpoint: Endpoint,
+    options: { holdQueued?: boolean; handshakeState?: boolean } = {},
+  ): Promise<Endpoint> {
+    const row = endpointUpdateRow(
+      endpointToRow(endpoint),
+      options.holdQueued === true || options.handshakeState === true,
+    );
     try {
       this.tx(() => {
         this.run(updateSql("endpoints", row, "id"), row);
