@@ -159,20 +159,20 @@ export class InboundService {
   }
 
   private async consume(item: InboxItem, source: Source, ctx: ConsumeContext): Promise<void> {
-    const forwarding = source.options.forward !== undefined && this.forwarder !== undefined;
+    const handlers = this.handlers.matching(item.eventType, source);
+    const forward = source.options.forward;
     // Handed over while its source had a consumer, which has gone since (its handlers were
     // unsubscribed): recorded as processed, nobody would ever have seen it. It is kept, and
-    // retried, for the next handler instead.
-    if (!forwarding && !this.handlers.servesSource(source))
+    // retried, for the next handler instead. (A source with handlers, none for this type, still
+    // records the item as processed: its handlers chose not to take that type.)
+    if (handlers.length === 0 && !(forward && this.forwarder) && !this.handlers.servesSource(source))
       throw new Error(
         "no handler is registered for this source any more; the item is kept for a later attempt",
       );
-    const handlers = this.handlers.matching(item.eventType, source);
     if (handlers.length > 0) {
       const event = toInboundEvent(item, source, ctx);
       for (const handler of handlers) await handler(event);
     }
-    const forward = source.options.forward;
     if (forward && this.forwarder) await this.forwarder.forward(item, source, forward);
   }
 }
