@@ -293,7 +293,13 @@ export class PostgresInboxStore implements InboxStore {
     // the one that came first. In lock order (by event id) it could take the later one, and the
     // earlier, acknowledged one was then judged stale behind it and never handled.
     const takes = new Set<string>();
+    const leased = handoff ? await leasedKeysOf(client, items) : undefined;
     for (const item of items) {
+      // Not handed over while a live lease holds its ordering key: the processor knows only the
+      // keys this process runs, and another worker on the database may be running this one (two
+      // items of one key ran at once on two workers). Its claim takes it once the key is free,
+      // as claimItems checks the same leases.
+      if (item.orderingKey !== null && leased?.has(keyOf(item.sourceId, item.orderingKey))) continue;
       if (!(handoff?.take(item) ?? false)) continue;
       taken.push(item.id);
       takes.add(item.id);
@@ -562,4 +568,26 @@ function reducedOutcome(outcome: ItemOutcome, why: string): ItemOutcome {
     default:
       return outcome;
   }
+}
+
+/**
+ * The ordering keys of `items` that an item under a live lease holds now (any worker's), read in
+ * the inserting transaction; nothing is read for a batch without keys (the common case).
+ */
+async function leasedKeysOf(client: pg.PoolClient, items: NewInboxItem[]): Promise<Set<string>> {
+  const keyed = items.filter((item) => item.orderingKey !== null);
+  if (keyed.length === 0) return new Set();
+  const { rows } = await client.query<Row>(
+    `SELECT DISTINCT i.source_id, i.ordering_key FROM inbox_items i
+       JOIN unnest($1::text[], $2::text[]) AS k(source_id, ordering_key)
+         ON i.source_id = k.source_id AND i.ordering_key = k.ordering_key
+      WHERE i.status = 'processing' AND i.next_attempt_at > $3`,
+    // Live as of their arrival, by the clock the intake stamped them with.
+    [
+      keyed.map((item) => item.sourceId),
+      keyed.map((item) => item.orderingKey),
+      Math.max(...keyed.map((item) => item.receivedAt)),
+    ],
+  );
+  return new Set(rows.map((row) => keyOf(String(row.source_id), String(row.ordering_key))));
 }
