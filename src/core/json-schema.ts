@@ -15,14 +15,20 @@ const ajv = new Ajv({ allErrors: true, strict: false, coerceTypes: false });
 const compiled = new WeakMap<TSchema, ValidateFunction>();
 
 /**
- * The `pattern` of API strings that may not hold NUL (U+0000): text PostgreSQL stores in `text`
- * columns or binds as a lookup parameter, which cannot hold it (the statement fails with `invalid
- * byte sequence for encoding "UTF8": 0x00`). Refused on both backends, so the API answers alike.
+ * The `pattern` of API strings stored as text: no NUL (U+0000), which PostgreSQL `text` columns
+ * and lookup parameters cannot hold (the statement fails with `invalid byte sequence for encoding
+ * "UTF8": 0x00`), and no unpaired UTF-16 surrogate (a JSON `\ud800` escape), which no UTF-8 text can
+ * hold: both stores kept it as U+FFFD, so what was read back differed from what was accepted, and an
+ * `eventId` holding one could never be looked up. Ajv matches patterns with the `u` flag, where a
+ * surrogate pair is one code point outside this range. Refused on both backends alike.
  */
-export const NO_NUL_PATTERN = "^[^\\u0000]*$";
+export const NO_NUL_PATTERN = "^[^\\u0000\\uD800-\\uDFFF]*$";
 
-/** What a client is told when a string holds NUL: the same words for bodies and query strings. */
+/** What a client is told when a query string holds NUL: the same words for bodies (below). */
 export const NUL_MESSAGE = "must not contain the NUL character (U+0000)";
+
+/** What a client is told when a body's text breaks NO_NUL_PATTERN. */
+const UNSTORABLE_TEXT_MESSAGE = `${NUL_MESSAGE} or an unpaired UTF-16 surrogate (U+D800 to U+DFFF)`;
 
 export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: string): ValidationIssue[] {
   return (list ?? []).map((e) => {
@@ -36,7 +42,7 @@ export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: stri
       loc.push(String((e.params as { additionalProperty?: string }).additionalProperty));
       msg = "unknown field";
     } else if (e.keyword === "pattern" && (e.params as { pattern?: string }).pattern === NO_NUL_PATTERN) {
-      return { loc, msg: NUL_MESSAGE, type: "value_error.nul" };
+      return { loc, msg: UNSTORABLE_TEXT_MESSAGE, type: "value_error.nul" };
     }
     return { loc, msg, type: `value_error.${e.keyword}` };
   });

@@ -414,6 +414,22 @@ describe("bad input", () => {
     expect(listed.data).toHaveLength(2);
   });
 
+  it("text with an unpaired UTF-16 surrogate → 422, not stored altered; characters beyond the BMP are kept", async () => {
+    // Raw JSON text: the escape "\ud800" is a lone surrogate, which no UTF-8 store can keep.
+    await expectError(
+      await pigeon.request("POST", "/api/v1/app", '{"name":"x\\ud800y"}'),
+      422,
+      "validation_error",
+      "surrogate",
+    );
+    const kept = await pigeon.request("POST", "/api/v1/app", { name: "bird 🐦" });
+    expect(kept.status).toBe(201);
+    const { id } = (await kept.json()) as { id: string };
+    expect(((await (await pigeon.request("GET", `/api/v1/app/${id}`)).json()) as { name: string }).name).toBe(
+      "bird 🐦",
+    );
+  });
+
   it("an invalid JSON Schema on an event type → 422", async () => {
     await expectError(
       await pigeon.request("POST", "/api/v1/event-type", {
