@@ -6,7 +6,17 @@ import type { Application } from "../../store/types.js";
 import { requireApp } from "../lookups.js";
 import { boolQuery, pageQuery } from "../query.js";
 import type { RouteSpec } from "../router.js";
-import { ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse } from "../schemas.js";
+import {
+  ApplicationIn,
+  ApplicationOut,
+  ApplicationPatch,
+  ListResponse,
+  UID_MAX_LENGTH,
+  UID_PATTERN,
+} from "../schemas.js";
+
+const UID = new RegExp(UID_PATTERN);
+
 import { applicationOut, pageOut } from "../serializers.js";
 
 type AppIn = Static<typeof ApplicationIn>;
@@ -103,8 +113,24 @@ export function applicationRoutes(engine: PigeonEngine): RouteSpec[] {
       body: ApplicationIn,
       response: { status: 200, schema: ApplicationOut },
       handler: async ({ params, body }) => {
-        const app = await requireApp(engine, params.app_id!);
         const input = body as AppIn;
+        const appId = params.app_id!;
+        const app = await engine.store.getApplication(appId);
+        if (!app) {
+          // As in Svix, PUT creates a missing application, the path naming its uid (201); an id
+          // (app_…) names one that exists or nothing.
+          if (appId.startsWith("app_")) throw errors.notFound("Application", appId);
+          const uid = input.uid ?? appId;
+          if (uid.length > UID_MAX_LENGTH || !UID.test(uid))
+            throw errors.validation([
+              {
+                loc: ["path", "app_id"],
+                msg: `the new application's uid: use 1 to ${UID_MAX_LENGTH} letters, digits, '-', '_' or '.'`,
+                type: "value_error.uid",
+              },
+            ]);
+          return { status: 201, body: applicationOut(await createApplication(engine, { ...input, uid })) };
+        }
         const next = applyAppInput(
           app,
           { ...input, metadata: input.metadata ?? {}, rateLimit: rateLimitOf(input) ?? null },

@@ -5,7 +5,14 @@ import type { PigeonEngine } from "../../engine.js";
 import type { EventType } from "../../store/types.js";
 import { boolQuery, pageQuery } from "../query.js";
 import type { RouteSpec } from "../router.js";
-import { EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse } from "../schemas.js";
+import {
+  EVENT_TYPE_NAME_PATTERN,
+  EventTypeIn,
+  EventTypeOut,
+  EventTypePatch,
+  EventTypeUpdate,
+  ListResponse,
+} from "../schemas.js";
 import { eventTypeOut, pageOut } from "../serializers.js";
 
 type EtIn = Static<typeof EventTypeIn>;
@@ -26,6 +33,23 @@ function checkSchemas(schemas: Record<string, unknown> | null | undefined): void
       ]);
     }
   }
+}
+
+const EVENT_TYPE_NAME = new RegExp(EVENT_TYPE_NAME_PATTERN);
+
+async function createEventType(engine: PigeonEngine, input: EtIn): Promise<EventType> {
+  checkSchemas(input.schemas);
+  const now = engine.clock.now();
+  return engine.store.createEventType({
+    name: input.name,
+    description: input.description,
+    archived: input.archived ?? false,
+    deprecated: input.deprecated ?? false,
+    featureFlag: input.featureFlag ?? null,
+    schemas: input.schemas ?? null,
+    createdAt: now,
+    updatedAt: now,
+  });
 }
 
 async function requireEventType(engine: PigeonEngine, name: string): Promise<EventType> {
@@ -76,22 +100,10 @@ export function eventTypeRoutes(engine: PigeonEngine): RouteSpec[] {
       tag,
       body: EventTypeIn,
       response: { status: 201, schema: EventTypeOut },
-      handler: async ({ body }) => {
-        const input = body as EtIn;
-        checkSchemas(input.schemas);
-        const now = engine.clock.now();
-        const et = await engine.store.createEventType({
-          name: input.name,
-          description: input.description,
-          archived: input.archived ?? false,
-          deprecated: input.deprecated ?? false,
-          featureFlag: input.featureFlag ?? null,
-          schemas: input.schemas ?? null,
-          createdAt: now,
-          updatedAt: now,
-        });
-        return { status: 201, body: eventTypeOut(et) };
-      },
+      handler: async ({ body }) => ({
+        status: 201,
+        body: eventTypeOut(await createEventType(engine, body as EtIn)),
+      }),
     },
     {
       method: "GET",
@@ -114,7 +126,23 @@ export function eventTypeRoutes(engine: PigeonEngine): RouteSpec[] {
       body: EventTypeUpdate,
       response: { status: 200, schema: EventTypeOut },
       handler: async ({ params, body }) => {
-        const et = await requireEventType(engine, params.event_type_name!);
+        const name = params.event_type_name!;
+        const et = await engine.store.getEventType(name);
+        if (!et) {
+          // As in Svix, PUT creates a missing event type, named by the path (201).
+          if (name.length > 256 || !EVENT_TYPE_NAME.test(name))
+            throw errors.validation([
+              {
+                loc: ["path", "event_type_name"],
+                msg: "an event type name: use 1 to 256 letters, digits, '-', '_', '.' or '*'",
+                type: "value_error.name",
+              },
+            ]);
+          return {
+            status: 201,
+            body: eventTypeOut(await createEventType(engine, { ...(body as EtUpdate), name })),
+          };
+        }
         const next = applyUpdate(et, body as EtUpdate, engine.clock.now());
         return { status: 200, body: eventTypeOut(await engine.store.updateEventType(next)) };
       },
