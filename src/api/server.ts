@@ -84,7 +84,9 @@ export function createApiHandler(engine: PigeonEngine, options: ApiOptions) {
       // An absolute-form target that is no URL (`GET http://[zz/ …`): the client's mistake.
       throw errors.badRequest("The request target is not a valid URL or path.", "invalid_path");
     }
-    const match = router.match(req.method ?? "GET", url.pathname);
+    // HEAD is GET without the body (node:http leaves the body out), as Svix's health check has it.
+    const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
+    const match = router.match(method, url.pathname);
     if (match.kind === "not_found") throw new PigeonError(404, "not_found", `No route for ${url.pathname}.`);
     if (match.kind === "method_not_allowed") throw errors.methodNotAllowed(req.method ?? "");
     const route: CompiledRoute = match.route;

@@ -267,6 +267,14 @@ describe("bad input", () => {
     await expectError(wrong, 401, "authentication_failed");
     const health = await fetch(`${pigeon.baseUrl}/api/v1/health`);
     expect(health.status).toBe(204);
+    // HEAD, as Svix documents for the health check, and as GET on any route.
+    expect((await fetch(`${pigeon.baseUrl}/api/v1/health`, { method: "HEAD" })).status).toBe(204);
+    const head = await fetch(`${pigeon.baseUrl}/api/v1/app`, {
+      method: "HEAD",
+      headers: { authorization: "Bearer test-token" },
+    });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
   });
 
   it("a bad query parameter on message create → 422, and nothing is sent", async () => {
