@@ -81,6 +81,17 @@ function timeoutMessage(timeoutMs: number): string {
   return `No complete response within ${timeoutMs} ms`;
 }
 
+/**
+ * Retry-After as a delay, when the response carried a usable one. A repeated header is joined with
+ * ", " in the stored headers, which no single value parses as (an HTTP date has commas of its own),
+ * so the first value is read from the headers as they arrived.
+ */
+function retryAfterOf(headers: IncomingHttpHeaders): number | undefined {
+  const raw = headers["retry-after"];
+  const first = Array.isArray(raw) ? raw[0] : raw;
+  return first === undefined ? undefined : parseRetryAfter(first);
+}
+
 /** The attempt's result from what came back (or did not) for its request. */
 function resultOf(
   response: CollectedResponse,
@@ -92,10 +103,13 @@ function resultOf(
     const errorCode = timedOut ? "timeout" : classifyError(response.error);
     const errorMessage = timedOut ? timeoutMessage(timeoutMs) : describeError(response.error);
     const result = failure(startedAt, errorCode, errorMessage);
-    // The status line arrived but the body failed: keep what the receiver told us.
+    // The status line arrived but the body failed: keep what the receiver told us, its
+    // Retry-After included (a 429 or 503 whose body broke off still asked for that wait).
     if (response.status !== undefined) {
       result.status = response.status;
       result.responseHeaders = flattenHeaders(response.headers ?? {});
+      const retryAfterMs = retryAfterOf(response.headers ?? {});
+      if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
     }
     return result;
   }
@@ -112,11 +126,8 @@ function resultOf(
     result.errorCode = "http_status";
     result.errorMessage = `HTTP ${status}`;
   }
-  const retryAfter = responseHeaders["retry-after"];
-  if (retryAfter !== undefined) {
-    const ms = parseRetryAfter(retryAfter);
-    if (ms !== undefined) result.retryAfterMs = ms;
-  }
+  const retryAfterMs = retryAfterOf(response.headers);
+  if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
   return result;
 }
 

@@ -99,6 +99,19 @@ describe("HttpSender against loopback sinks", () => {
       "/limited-date": (_req, res) =>
         res.writeHead(503, { "retry-after": new Date(Date.now() + 60_000).toUTCString() }).end(),
       "/cookies": (_req, res) => res.writeHead(204, { "set-cookie": ["a=1", "b=2"] }).end(),
+      "/limited-twice": (_req, res) =>
+        res
+          .writeHead(429, [
+            ["retry-after", "3"],
+            ["retry-after", "9"],
+          ])
+          .end(),
+      "/limited-broken": (_req, res) => {
+        // A 503 with Retry-After whose body breaks off: the connection dies mid-body.
+        res.writeHead(503, { "retry-after": "4", "content-length": "100" });
+        res.write("partial");
+        setTimeout(() => res.destroy(), 20);
+      },
     });
     sender = new HttpSender({ allowedNetworks: LOOPBACK, maxResponseBytes: 1024 });
   });
@@ -210,6 +223,13 @@ describe("HttpSender against loopback sinks", () => {
     expect(date.retryAfterMs).toBeGreaterThan(55_000);
     expect(date.retryAfterMs).toBeLessThanOrEqual(60_000);
     expect((await sender.send(post(`${sink.base}/ok`))).retryAfterMs).toBeUndefined();
+  });
+
+  it("honours the first of repeated Retry-After headers, and one whose body broke off", async () => {
+    const twice = await sender.send(post(`${sink.base}/limited-twice`));
+    expect(twice).toMatchObject({ status: 429, ok: false, retryAfterMs: 3000 });
+    const broken = await sender.send(post(`${sink.base}/limited-broken`));
+    expect(broken).toMatchObject({ status: 503, ok: false, retryAfterMs: 4000 });
   });
 
   it("joins repeated response headers", async () => {
