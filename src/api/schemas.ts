@@ -33,7 +33,12 @@ const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern:
 const Metadata = Type.Record(Type.String(), Type.String());
 const RateLimit = Type.Integer({ minimum: 1, maximum: 65535, description: "Requests per second." });
 export const EVENT_TYPE_NAME_PATTERN = "^[a-zA-Z0-9\\-_.*]+$";
-const EventTypeName = Type.String({ minLength: 1, maxLength: 256, pattern: EVENT_TYPE_NAME_PATTERN });
+export const EVENT_TYPE_NAME_MAX_LENGTH = 256;
+const EventTypeName = Type.String({
+  minLength: 1,
+  maxLength: EVENT_TYPE_NAME_MAX_LENGTH,
+  pattern: EVENT_TYPE_NAME_PATTERN,
+});
 const Channel = Type.String({ minLength: 1, maxLength: 128, pattern: "^[a-zA-Z0-9\\-_.:]+$" });
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 const Opt = <T extends TSchema>(schema: T) => Type.Optional(Nullable(schema));

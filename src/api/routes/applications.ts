@@ -14,15 +14,30 @@ import {
   UID_MAX_LENGTH,
   UID_PATTERN,
 } from "../schemas.js";
-
-const UID = new RegExp(UID_PATTERN);
-
 import { applicationOut, pageOut } from "../serializers.js";
 
 type AppIn = Static<typeof ApplicationIn>;
 
 function rateLimitOf(body: Partial<AppIn>): number | null | undefined {
   return body.rateLimit !== undefined ? body.rateLimit : body.throttleRate;
+}
+
+const UID = new RegExp(UID_PATTERN);
+
+/**
+ * A new application's uid taken from the path (a PUT, or a message creating its application),
+ * where the schema that checks a body's uid does not reach: refused, naming `app_id`, unless it
+ * is one. `alternative` tells the caller's other way out.
+ */
+export function checkUidFromPath(uid: string, alternative = ""): void {
+  if (uid.length > UID_MAX_LENGTH || !UID.test(uid))
+    throw errors.validation([
+      {
+        loc: ["path", "app_id"],
+        msg: `the new application's uid: use 1 to ${UID_MAX_LENGTH} letters, digits, '-', '_' or '.'${alternative}`,
+        type: "value_error.uid",
+      },
+    ]);
 }
 
 /** Every write of an application's uid (create, PUT, PATCH) refuses the prefix its ids carry. */
@@ -121,14 +136,7 @@ export function applicationRoutes(engine: PigeonEngine): RouteSpec[] {
           // (app_…) names one that exists or nothing.
           if (appId.startsWith("app_")) throw errors.notFound("Application", appId);
           const uid = input.uid ?? appId;
-          if (uid.length > UID_MAX_LENGTH || !UID.test(uid))
-            throw errors.validation([
-              {
-                loc: ["path", "app_id"],
-                msg: `the new application's uid: use 1 to ${UID_MAX_LENGTH} letters, digits, '-', '_' or '.'`,
-                type: "value_error.uid",
-              },
-            ]);
+          checkUidFromPath(uid);
           return { status: 201, body: applicationOut(await createApplication(engine, { ...input, uid })) };
         }
         const next = applyAppInput(

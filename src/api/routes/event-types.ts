@@ -6,6 +6,7 @@ import type { EventType } from "../../store/types.js";
 import { boolQuery, pageQuery } from "../query.js";
 import type { RouteSpec } from "../router.js";
 import {
+  EVENT_TYPE_NAME_MAX_LENGTH,
   EVENT_TYPE_NAME_PATTERN,
   EventTypeIn,
   EventTypeOut,
@@ -130,11 +131,11 @@ export function eventTypeRoutes(engine: PigeonEngine): RouteSpec[] {
         const et = await engine.store.getEventType(name);
         if (!et) {
           // As in Svix, PUT creates a missing event type, named by the path (201).
-          if (name.length > 256 || !EVENT_TYPE_NAME.test(name))
+          if (name.length > EVENT_TYPE_NAME_MAX_LENGTH || !EVENT_TYPE_NAME.test(name))
             throw errors.validation([
               {
                 loc: ["path", "event_type_name"],
-                msg: "an event type name: use 1 to 256 letters, digits, '-', '_', '.' or '*'",
+                msg: `an event type name: use 1 to ${EVENT_TYPE_NAME_MAX_LENGTH} letters, digits, '-', '_', '.' or '*'`,
                 type: "value_error.name",
               },
             ]);

@@ -6,16 +6,9 @@ import type { Application } from "../../store/types.js";
 import { requireApp, requireEndpoint } from "../lookups.js";
 import { boolQuery, dateQuery, intQuery, listQuery, pageQuery } from "../query.js";
 import type { RouteSpec } from "../router.js";
-import {
-  ListResponse,
-  MessageAttemptOut,
-  MessageIn,
-  MessageOut,
-  UID_MAX_LENGTH,
-  UID_PATTERN,
-} from "../schemas.js";
+import { ListResponse, MessageAttemptOut, MessageIn, MessageOut } from "../schemas.js";
 import { attemptOut, messageOut, messageOutJson, pageOut } from "../serializers.js";
-import { createApplication } from "./applications.js";
+import { checkUidFromPath, createApplication } from "./applications.js";
 
 type MsgIn = Static<typeof MessageIn>;
 
@@ -75,8 +68,6 @@ export function checkPayloadSize(engine: PigeonEngine, payload: unknown): void {
     );
 }
 
-const UID = new RegExp(UID_PATTERN);
-
 /**
  * Svix lets a message create its application on the fly when `application` is given; without a
  * uid of its own the application takes the path's app_id as its uid, which must then be one (the
@@ -92,15 +83,7 @@ async function createAppForMessage(engine: PigeonEngine, appId: string, input: M
     if (existing) return existing;
   }
   const uid = input.application.uid ?? appId;
-  if (uid.length > UID_MAX_LENGTH || !UID.test(uid)) {
-    throw errors.validation([
-      {
-        loc: ["path", "app_id"],
-        msg: `the new application's uid: use 1 to ${UID_MAX_LENGTH} letters, digits, '-', '_' or '.', or give application.uid`,
-        type: "value_error.uid",
-      },
-    ]);
-  }
+  checkUidFromPath(uid, ", or give application.uid");
   return createApplication(engine, { ...input.application, uid });
 }
 
