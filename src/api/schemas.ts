@@ -1,5 +1,5 @@
 import { type StringOptions, type TSchema, Type } from "@sinclair/typebox";
-import { NO_NUL_PATTERN } from "../core/json-schema.js";
+import { STORABLE_TEXT_PATTERN } from "../core/json-schema.js";
 import { PROVIDER_NAMES } from "../inbound/providers/index.js";
 
 /**
@@ -29,7 +29,7 @@ const Uid = Type.String({
  * `\u0000` escape PostgreSQL accepts, and nothing reads them back as SQL text. They round-trip
  * unchanged on both backends, and a payload is delivered as the JSON text accepted, as signed.
  */
-const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern: NO_NUL_PATTERN });
+const Text = (options: StringOptions = {}) => Type.String({ ...options, pattern: STORABLE_TEXT_PATTERN });
 const Metadata = Type.Record(Type.String(), Type.String());
 const RateLimit = Type.Integer({ minimum: 1, maximum: 65535, description: "Requests per second." });
 export const EVENT_TYPE_NAME_PATTERN = "^[a-zA-Z0-9\\-_.*]+$";

@@ -22,12 +22,12 @@ const compiled = new WeakMap<TSchema, ValidateFunction>();
  * `eventId` holding one could never be looked up. Ajv matches patterns with the `u` flag, where a
  * surrogate pair is one code point outside this range. Refused on both backends alike.
  */
-export const NO_NUL_PATTERN = "^[^\\u0000\\uD800-\\uDFFF]*$";
+export const STORABLE_TEXT_PATTERN = "^[^\\u0000\\uD800-\\uDFFF]*$";
 
 /** What a client is told when a query string holds NUL: the same words for bodies (below). */
 export const NUL_MESSAGE = "must not contain the NUL character (U+0000)";
 
-/** What a client is told when a body's text breaks NO_NUL_PATTERN. */
+/** What a client is told when a body's text breaks STORABLE_TEXT_PATTERN. */
 const UNSTORABLE_TEXT_MESSAGE = `${NUL_MESSAGE} or an unpaired UTF-16 surrogate (U+D800 to U+DFFF)`;
 
 export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: string): ValidationIssue[] {
@@ -41,7 +41,10 @@ export function issuesFromAjv(list: ErrorObject[] | null | undefined, root: stri
     } else if (e.keyword === "additionalProperties") {
       loc.push(String((e.params as { additionalProperty?: string }).additionalProperty));
       msg = "unknown field";
-    } else if (e.keyword === "pattern" && (e.params as { pattern?: string }).pattern === NO_NUL_PATTERN) {
+    } else if (
+      e.keyword === "pattern" &&
+      (e.params as { pattern?: string }).pattern === STORABLE_TEXT_PATTERN
+    ) {
       return { loc, msg: UNSTORABLE_TEXT_MESSAGE, type: "value_error.nul" };
     }
     return { loc, msg, type: `value_error.${e.keyword}` };

@@ -333,7 +333,6 @@ export class Dispatcher {
             peerTimeoutMs: this.peerTimeoutMs,
           });
           tookAny = claimed.length > 0;
-          // Stopped during the claim: its rows are queued, unsent, for stop() to give back.
           for (const item of claimed) {
             if (this.owned.has(item.delivery.id)) {
               if (!item.wasLeased) this.sendAgain.set(item.delivery.id, item);
@@ -342,6 +341,7 @@ export class Dispatcher {
             this.owned.add(item.delivery.id);
             this.queueFor(item.endpoint).waiting.push(item);
           }
+          // Stopped during the claim: its rows stay queued, unsent, for stop() to give back.
           if (!this.running) break;
           for (const queue of this.queues.values()) this.pump(queue);
           // Only a full claim suggests more is due right now. A short one took all the room it had

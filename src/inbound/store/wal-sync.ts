@@ -1,4 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
+import { errorMessage } from "../../core/errors.js";
 import type { InsertOutcome } from "../types.js";
 
 /**
@@ -80,7 +81,7 @@ export class UnsyncedCommitError extends Error {
     readonly outcomes: InsertOutcome[],
     cause: unknown,
   ) {
-    super(`committed, but the WAL fsync failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    super(`committed, but the WAL fsync failed: ${errorMessage(cause)}`, {
       cause,
     });
     this.name = "UnsyncedCommitError";

@@ -46,13 +46,13 @@ import { SqliteStatements } from "./statements.js";
 
 type Row = Record<string, unknown>;
 
-/** Built once: this insert runs for every attempt. */
 /** A delivery's outcome: its new state, one more attempt if one was made, its lease let go. */
 const APPLY_OUTCOME_SQL = `UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?,
   locked_until = NULL, last_error = ?, updated_at = ? WHERE id = ?`;
 /** The same, only while the row is still under the lease its send was claimed with. */
 const APPLY_OUTCOME_IF_LEASED_SQL = `${APPLY_OUTCOME_SQL} AND status = 'sending'`;
 
+/** Built once: this insert runs for every attempt. */
 const INSERT_ATTEMPT_SQL = insertSql(
   "attempts",
   attemptToRow({
