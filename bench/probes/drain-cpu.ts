@@ -1,6 +1,7 @@
 /**
  * Diagnostic probe, not part of `npm run bench`: the CPU one process spends per delivery draining a
- * preloaded SQLite backlog (20,000 deliveries to 4 endpoints) to a loopback sink in the same process.
+ * preloaded SQLite backlog (20,000 deliveries to 4 endpoints) to a loopback sink in the same process,
+ * and how much of the drain's wall time went to the store's claims and outcome records.
  * One process and its own CPU clock, so two builds compare without the load generator and the
  * machine's other processes that make bench/delivery.ts's rate move by a third between runs. Runs the
  * built code of the checkout given (default: this one), so a worktree of another commit can be
@@ -31,6 +32,29 @@ const { createApplication } = (await import(
 const { createEndpoint } = (await import(
   `${repo}/dist/api/routes/endpoints.js`
 )) as typeof import("../../src/api/routes/endpoints.js");
+
+type StoreCall = (...args: unknown[]) => Promise<unknown>;
+
+/** Wraps the store's claim and outcome-record calls to add up their wall time and count them. */
+function timeStoreCalls(store: Record<string, StoreCall>) {
+  const timings = { claim: { ms: 0, calls: 0 }, record: { ms: 0, calls: 0 } };
+  for (const [name, key] of [
+    ["claimDueDeliveries", "claim"],
+    ["completeDeliveries", "record"],
+  ] as const) {
+    const original = store[name]!.bind(store);
+    store[name] = async (...args: unknown[]) => {
+      const startedAt = performance.now();
+      try {
+        return await original(...args);
+      } finally {
+        timings[key].ms += performance.now() - startedAt;
+        timings[key].calls += 1;
+      }
+    };
+  }
+  return timings;
+}
 
 let received = 0;
 let allReceived: () => void = () => {};
@@ -67,6 +91,7 @@ try {
   await loader.stop();
 
   const engine = await PigeonEngine.create(loadConfig(env));
+  const timings = timeStoreCalls(engine.store as unknown as Record<string, StoreCall>);
   const cpuBefore = process.cpuUsage();
   const startedAt = performance.now();
   engine.start();
@@ -79,6 +104,13 @@ try {
     deliveries: TOTAL,
     cpuUsPerDelivery: Math.round(((cpu.user + cpu.system) / TOTAL) * 10) / 10,
     deliveriesPerSec: Math.round(TOTAL / seconds),
+    // Wall time inside the store's calls, per delivery: the claims and the outcome records.
+    usPerDelivery: {
+      claim: Math.round((timings.claim.ms * 1000) / TOTAL),
+      record: Math.round((timings.record.ms * 1000) / TOTAL),
+    },
+    claims: timings.claim.calls,
+    records: timings.record.calls,
   };
   console.log(`CPU per delivery ${result.cpuUsPerDelivery} µs, ${result.deliveriesPerSec} deliveries/s`);
   console.log(JSON.stringify(result));
