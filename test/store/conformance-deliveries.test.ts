@@ -3,24 +3,10 @@ import { slotSpacingMs } from "../../src/store/rate-slots.js";
 import type { ClaimRequest, Store } from "../../src/store/store.js";
 import type { Application, Delivery, Endpoint } from "../../src/store/types.js";
 import { describeBackends } from "../helpers/backends.js";
-import { application, attempt, endpoint, publish, T0, useStore } from "./fixtures.js";
+import { application, attempt, claimAt, endpoint, LEASE, publish, T0, useStore } from "./fixtures.js";
 
 // The Store contract, part 3: the dispatcher's hot path (claim, complete, release) and the
 // operations around it (requeue, recover, counts, next due time, send slots).
-
-const LEASE = 30_000;
-
-function claimAt(now: number, overrides: Partial<ClaimRequest> = {}): ClaimRequest {
-  return {
-    now,
-    limit: 100,
-    leaseUntil: now + LEASE,
-    excludeEndpointIds: [],
-    endpointConcurrency: 100,
-    heldByEndpoint: {},
-    ...overrides,
-  };
-}
 
 async function setup(store: Store, endpoints = 2): Promise<{ app: Application; eps: Endpoint[] }> {
   const app = application();

@@ -1,26 +1,12 @@
 import { expect, it } from "vitest";
-import type { ClaimRequest, DeliveryOutcome, Store } from "../../src/store/store.js";
+import type { DeliveryOutcome, Store } from "../../src/store/store.js";
 import type { Application, Delivery, Endpoint } from "../../src/store/types.js";
 import { describeBackend, describeBackends } from "../helpers/backends.js";
-import { application, attempt, endpoint, publish, T0, useStore } from "./fixtures.js";
+import { application, attempt, claimAt, endpoint, LEASE, publish, T0, useStore } from "./fixtures.js";
 
 // The Store contract for a delivery queued again (resend) while a worker was still sending it:
 // the outcome of that send is recorded (attempt and count), but it must not overwrite the requeue,
 // or the resend is lost (the API answered 202 and nothing was sent again).
-
-const LEASE = 30_000;
-
-function claimAt(now: number, overrides: Partial<ClaimRequest> = {}): ClaimRequest {
-  return {
-    now,
-    limit: 100,
-    leaseUntil: now + LEASE,
-    excludeEndpointIds: [],
-    endpointConcurrency: 100,
-    heldByEndpoint: {},
-    ...overrides,
-  };
-}
 
 async function setup(store: Store): Promise<{ app: Application; ep: Endpoint; otherEp: Endpoint }> {
   const app = application();

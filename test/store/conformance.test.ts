@@ -4,6 +4,7 @@ import {
   allPages,
   application,
   attempt,
+  claimAt,
   endpoint,
   eventType,
   expectPigeonError,
@@ -313,16 +314,7 @@ describeBackends("store: endpoints", (backend) => {
     const { msg, deliveries } = await publish(ctx.store, app, [gone, kept]);
     const [onGone, onKept] = deliveries as [(typeof deliveries)[0], (typeof deliveries)[0]];
     // In flight: claimed, as a worker's outcomes are for rows it holds.
-    expect(
-      await ctx.store.claimDueDeliveries({
-        now: T0,
-        limit: 10,
-        leaseUntil: T0 + 1000,
-        excludeEndpointIds: [],
-        endpointConcurrency: 10,
-        heldByEndpoint: {},
-      }),
-    ).toHaveLength(2);
+    expect(await ctx.store.claimDueDeliveries(claimAt(T0))).toHaveLength(2);
     await ctx.store.deleteEndpoint(app.id, gone.id);
 
     const lost = attempt(onGone, { succeeded: true, responseStatusCode: 200, errorCode: null });

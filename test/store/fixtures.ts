@@ -1,12 +1,28 @@
 import { afterEach, beforeEach, expect } from "vitest";
 import { PigeonError } from "../../src/core/errors.js";
 import { newId } from "../../src/core/ids.js";
-import type { Store } from "../../src/store/store.js";
+import type { ClaimRequest, Store } from "../../src/store/store.js";
 import type { Application, Attempt, Delivery, Endpoint, EventType, Message } from "../../src/store/types.js";
 import { type BackendName, openTestStore, type TestStore } from "../helpers/backends.js";
 
 /** A fixed clock for store tests: the store never reads the time itself (except archiving). */
 export const T0 = 1_700_000_000_000;
+
+/** How long the claims of claimAt lease what they take, unless told otherwise. */
+export const LEASE = 30_000;
+
+/** A claim at `now` with room for everything (100 rows, 100 per endpoint), leased for `lease`. */
+export function claimAt(now: number, overrides: Partial<ClaimRequest> = {}, lease = LEASE): ClaimRequest {
+  return {
+    now,
+    limit: 100,
+    leaseUntil: now + lease,
+    excludeEndpointIds: [],
+    endpointConcurrency: 100,
+    heldByEndpoint: {},
+    ...overrides,
+  };
+}
 
 export function application(overrides: Partial<Application> = {}): Application {
   return {

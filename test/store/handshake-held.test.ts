@@ -1,4 +1,6 @@
+import type { PoolClient } from "pg";
 import { expect, it } from "vitest";
+import type { Endpoint, Message } from "../../src/store/types.js";
 import { describeBackend, describeBackends, postgresAdmin } from "../helpers/backends.js";
 import { application, delivery, endpoint, message, publish, T0, useStore } from "./fixtures.js";
 
@@ -177,6 +179,27 @@ describeBackend("postgres", "store: held deliveries and concurrent status change
     return { app, ep };
   }
 
+  /**
+   * Another process's delivery write on `other`, left uncommitted: the endpoint read under the lock
+   * every delivery write takes (KEY SHARE), and a row of `status` inserted.
+   */
+  async function beginDeliveryWrite(
+    other: PoolClient,
+    msg: Message,
+    ep: Endpoint,
+    status: "held" | "pending",
+  ): Promise<void> {
+    const schema = ctx.test.schema!;
+    await other.query("BEGIN");
+    await other.query(`SELECT status FROM "${schema}".endpoints WHERE id = $1 FOR KEY SHARE`, [ep.id]);
+    const d = delivery(msg, ep);
+    await other.query(
+      `INSERT INTO "${schema}".deliveries (id, msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
+         manual, last_error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, FALSE, NULL, $6, $6)`,
+      [d.id, msg.id, ep.id, msg.appId, status, T0],
+    );
+  }
+
   /** Whether `promise` is still unsettled after `ms`. */
   async function stillWaiting(promise: Promise<unknown>, ms = 300): Promise<boolean> {
     let settled = false;
@@ -211,21 +234,12 @@ describeBackend("postgres", "store: held deliveries and concurrent status change
 
   it("a verify waits for a held delivery being written and releases it", async () => {
     const { app, ep } = await setup("pending");
-    const schema = ctx.test.schema!;
     const msg = message(app.id);
     await ctx.store.createMessage(msg, []);
     const other = await postgresAdmin().connect();
     try {
-      // The other process's publish: the endpoint read under the lock every delivery write takes,
-      // and a held row inserted, not yet committed.
-      await other.query("BEGIN");
-      await other.query(`SELECT status FROM "${schema}".endpoints WHERE id = $1 FOR KEY SHARE`, [ep.id]);
-      const d = delivery(msg, ep, { status: "held" });
-      await other.query(
-        `INSERT INTO "${schema}".deliveries (id, msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
-           manual, last_error, created_at, updated_at) VALUES ($1, $2, $3, $4, 'held', 0, $5, FALSE, NULL, $5, $5)`,
-        [d.id, msg.id, ep.id, app.id, T0],
-      );
+      // The other process's publish: a held row, not yet committed.
+      await beginDeliveryWrite(other, msg, ep, "held");
       const verifying = ctx.store.markEndpointVerified(ep.id, OLD_URL, T0 + 10);
       expect(await stillWaiting(verifying)).toBe(true);
       await other.query("COMMIT");
@@ -239,19 +253,12 @@ describeBackend("postgres", "store: held deliveries and concurrent status change
 
   it("a URL change waits for a due delivery being written and holds it", async () => {
     const { app, ep } = await setup("active");
-    const schema = ctx.test.schema!;
     const msg = message(app.id);
     await ctx.store.createMessage(msg, []);
     const other = await postgresAdmin().connect();
     try {
-      await other.query("BEGIN");
-      await other.query(`SELECT status FROM "${schema}".endpoints WHERE id = $1 FOR KEY SHARE`, [ep.id]);
-      const d = delivery(msg, ep);
-      await other.query(
-        `INSERT INTO "${schema}".deliveries (id, msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
-           manual, last_error, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, FALSE, NULL, $5, $5)`,
-        [d.id, msg.id, ep.id, app.id, T0],
-      );
+      // The other process's publish: a due row, not yet committed.
+      await beginDeliveryWrite(other, msg, ep, "pending");
       const changing = ctx.store.updateEndpoint(
         { ...ep, url: NEW_URL, status: "pending", updatedAt: T0 + 1 },
         { holdQueued: true },

@@ -11,23 +11,25 @@ import {
   postgresAdmin,
   type TestStore,
 } from "../helpers/backends.js";
-import { application, attempt, delivery, endpoint, message, publish, T0 } from "./fixtures.js";
+import {
+  application,
+  attempt,
+  claimAt as claimWith,
+  delivery,
+  endpoint,
+  message,
+  publish,
+  T0,
+} from "./fixtures.js";
 
 // PostgreSQL only: what a shared database adds — several workers (stores with their own pools)
 // claiming at once, LISTEN/NOTIFY between them, and surviving killed connections.
 
 const LEASE = 60_000;
 
+/** The fixtures' claim, leased for this file's longer LEASE. */
 function claimAt(now: number, overrides: Partial<ClaimRequest> = {}): ClaimRequest {
-  return {
-    now,
-    limit: 100,
-    leaseUntil: now + LEASE,
-    excludeEndpointIds: [],
-    endpointConcurrency: 100,
-    heldByEndpoint: {},
-    ...overrides,
-  };
+  return claimWith(now, overrides, LEASE);
 }
 
 async function setup(store: Store, endpoints: number): Promise<{ app: Application; eps: Endpoint[] }> {
